@@ -1,0 +1,49 @@
+"""turboquant: TurboQuant KV-cache compression (arXiv 2504.19874) for transformer inference.
+
+Every public name is importable from here. Names resolve lazily, so ``import turboquant``
+imports neither triton, transformers nor vllm until a name that needs them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "turboquant.codebook": ["LloydMaxCodebook", "solve_lloyd_max"],
+    "turboquant.rotation": ["random_rotation"],
+    "turboquant.packing": ["pack_indices", "unpack_indices", "packed_nbytes"],
+    "turboquant.quantizer": ["TurboQuantMSE", "TurboQuantProd"],
+    "turboquant.compressors": [
+        "TurboQuantCompressorMSE",
+        "TurboQuantCompressorV2",
+        "CompressedKeys",
+        "CompressedValues",
+    ],
+    "turboquant.storage": [
+        "record_bytes",
+        "token_bytes",
+        "baseline_token_bytes",
+        "compression_ratio",
+        "kv_cache_bytes",
+        "max_context_tokens",
+    ],
+}
+
+_NAME_TO_MODULE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_NAME_TO_MODULE)
+
+
+def __getattr__(name: str):
+    module = _NAME_TO_MODULE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'turboquant' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

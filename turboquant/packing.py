@@ -1,0 +1,80 @@
+"""Bit packing of quantization indices.
+
+One layout everywhere (docs/ARCHITECTURE.md): the indices of a vector form a little-endian
+bit stream; index ``j`` occupies stream bits ``[j*b, (j+1)*b)`` and stream bit ``k`` is bit
+``k % 8`` of byte ``k // 8``. So 3-bit indices really straddle byte boundaries: 8 indices fill
+3 bytes, and d=128 packs to 48 bytes.
+
+Implementation: indices are taken in groups of ``g = 8 / gcd(b, 8)``; one group is exactly
+``g*b/8`` whole bytes (at most 56 bits), assembled in an int64 and split into bytes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .validation import check_bits, check_tensor
+
+SUPPORTED_BITS = tuple(range(1, 9))
+
+
+def packed_nbytes(d: int, bits: int) -> int:
+    """Bytes one vector of ``d`` ``bits``-bit indices packs to: ``ceil(d * bits / 8)``."""
+    check_bits("bits", bits, SUPPORTED_BITS)
+    return (d * bits + 7) // 8
+
+
+def _group(bits: int) -> tuple[int, int]:
+    g = 8 // math.gcd(bits, 8)
+    return g, g * bits // 8
+
+
+def pack_indices(idx: torch.Tensor, bits: int) -> torch.Tensor:
+    """Pack uint8 indices ``[..., d]`` (each < 2**bits) into uint8 ``[..., ceil(d*bits/8)]``."""
+    check_bits("bits", bits, SUPPORTED_BITS)
+    check_tensor("idx", idx, dtypes=(torch.uint8,))
+    if idx.dim() == 0:
+        raise ValueError("idx: expected a tensor of rank >= 1, got a scalar")
+    d = idx.shape[-1]
+    nbytes = packed_nbytes(d, bits)
+    if bits == 8:
+        return idx.contiguous()
+    g, gbytes = _group(bits)
+    pad = (-d) % g
+    x = idx.to(torch.int64)
+    if pad:
+        x = torch.nn.functional.pad(x, (0, pad))
+    x = x.reshape(*idx.shape[:-1], -1, g)
+    shifts = torch.arange(g, device=idx.device, dtype=torch.int64) * bits
+    word = (x << shifts).sum(-1, keepdim=True)  # disjoint bit ranges: sum == or
+    byte_shifts = torch.arange(gbytes, device=idx.device, dtype=torch.int64) * 8
+    out = ((word >> byte_shifts) & 0xFF).to(torch.uint8)
+    return out.reshape(*idx.shape[:-1], -1)[..., :nbytes].contiguous()
+
+
+def unpack_indices(packed: torch.Tensor, bits: int, d: int) -> torch.Tensor:
+    """Inverse of :func:`pack_indices`: uint8 ``[..., ceil(d*bits/8)]`` → uint8 ``[..., d]``."""
+    check_bits("bits", bits, SUPPORTED_BITS)
+    check_tensor("packed", packed, dtypes=(torch.uint8,))
+    nbytes = packed_nbytes(d, bits)
+    if packed.dim() == 0 or packed.shape[-1] != nbytes:
+        raise ValueError(
+            f"packed: expected last dimension ceil({d}*{bits}/8) = {nbytes}, "
+            f"got shape {tuple(packed.shape)}"
+        )
+    if bits == 8:
+        return packed.contiguous()
+    g, gbytes = _group(bits)
+    ngroups = -(-d // g)
+    x = packed.to(torch.int64)
+    pad = ngroups * gbytes - nbytes
+    if pad:
+        x = torch.nn.functional.pad(x, (0, pad))
+    x = x.reshape(*packed.shape[:-1], ngroups, gbytes)
+    byte_shifts = torch.arange(gbytes, device=packed.device, dtype=torch.int64) * 8
+    word = (x << byte_shifts).sum(-1, keepdim=True)
+    shifts = torch.arange(g, device=packed.device, dtype=torch.int64) * bits
+    idx = ((word >> shifts) & ((1 << bits) - 1)).to(torch.uint8)
+    return idx.reshape(*packed.shape[:-1], -1)[..., :d].contiguous()

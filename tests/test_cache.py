@@ -1,0 +1,257 @@
+"""CompressedDynamicCache and CompressedKVStore on a tiny offline Llama (fp32, no kernels)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import DynamicCache, Qwen2Config, Qwen2ForCausalLM
+
+from turboquant.cache import CompressedDynamicCache, CompressedKVStore, _PackedStream
+from turboquant.hf.tiny import build_tiny_llama
+from turboquant.quantizer import TurboQuantMSE
+from turboquant.storage import baseline_token_bytes, token_bytes
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+PROMPT = "A person walks into the room, picks up a cup of coffee"
+GREEDY = dict(do_sample=False, eos_token_id=None)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tok = build_tiny_llama(seed=2)
+    model.to(DEVICE)
+    ids = tok(PROMPT, return_tensors="pt").to(DEVICE)
+    return model, tok, ids
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny):
+    model, _, ids = tiny
+    return model.generate(**ids, max_new_tokens=24, **GREEDY)
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0).item()
+
+
+def test_8bit_greedy_identical_to_baseline(tiny, baseline):
+    model, _, ids = tiny
+    cache = CompressedDynamicCache(config=model.config, k_bits=8, v_bits=8)
+    out = model.generate(**ids, past_key_values=cache, max_new_tokens=24, **GREEDY)
+    assert out.shape[1] - ids.input_ids.shape[1] == 24
+    assert torch.equal(out, baseline)
+
+
+def test_4bit_kv_cosine_and_token_agreement(tiny, baseline, record_property):
+    model, _, ids = tiny
+    n = ids.input_ids.shape[1]
+    cache = CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4)
+    out = model.generate(**ids, past_key_values=cache, max_new_tokens=24, **GREEDY)
+    agree = (out[0, n:] == baseline[0, n:]).float().mean().item()
+    record_property("token_agreement_k4v4", agree)
+    print(f"K4/V4 token agreement with baseline over 24 tokens: {agree:.2%}")
+    # Per-layer K/V against the exact cache, on the same token sequence.
+    exact, comp = (
+        DynamicCache(config=model.config),
+        CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4),
+    )
+    with torch.no_grad():
+        model(baseline, past_key_values=exact)
+        model(baseline, past_key_values=comp)
+    for i in range(model.config.num_hidden_layers):
+        assert _cos(comp.layers[i].keys, exact.layers[i].keys) >= 0.99
+        assert _cos(comp.layers[i].values, exact.layers[i].values) >= 0.99
+
+
+# With fp32 norms at d=128: K4/V4 136 B/token/head (3.76x), K4/V3 120 B (4.27x: 4.4x is out of
+# reach with 4-byte norms, 512/4.4 < 120), K3/V3 104 B (4.92x).
+@pytest.mark.parametrize("k_bits,v_bits,min_ratio", [(4, 4, 3.7), (4, 3, 4.25), (3, 3, 4.9)])
+def test_storage_ratio_from_real_tensors(tiny, k_bits, v_bits, min_ratio):
+    model, _, ids = tiny
+    cache = CompressedDynamicCache(config=model.config, k_bits=k_bits, v_bits=v_bits)
+    with torch.no_grad():
+        model(**ids, past_key_values=cache)
+    cfg = model.config
+    s, layers, heads = ids.input_ids.shape[1], cfg.num_hidden_layers, cfg.num_key_value_heads
+    rep = cache.storage_report()
+    # Independent count: the storage calculator's per-token bytes.
+    assert rep["compressed_bytes"] == s * layers * token_bytes(128, k_bits, v_bits, heads)
+    assert rep["baseline_bytes"] == s * layers * baseline_token_bytes(128, heads)
+    assert cache.nbytes() == rep["compressed_bytes"]
+    assert rep["ratio"] >= min_ratio
+    # The working buffer is reported apart (fp32 model here), and disappears in fused mode.
+    assert rep["working_buffer_bytes"] >= 2 * layers * heads * s * 128 * 4
+    cache.fused_mode = True
+    assert cache.storage_report()["working_buffer_bytes"] == 0
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_packed_layout_and_fp32_norms(bits):
+    cache = CompressedDynamicCache(k_bits=bits, v_bits=bits, seed=7)
+    k, v = torch.randn(2, 3, 5, 128, device=DEVICE), torch.randn(2, 3, 5, 128, device=DEVICE)
+    cache.update(k, v, 0)
+    kp, kn, vp, vn = cache.get_compressed(0)
+    assert kp.dtype == vp.dtype == torch.uint8 and tuple(kp.shape) == (2, 3, 5, 128 * bits // 8)
+    assert kn.dtype == vn.dtype == torch.float32 and tuple(kn.shape) == (2, 3, 5)
+    assert kp.stride(-1) == 1 and kn.stride(-1) == 1
+    ref = TurboQuantMSE(128, bits, seed=7).to(DEVICE)
+    rp, rn = ref.quantize_packed(k)
+    assert torch.equal(kp, rp) and torch.equal(kn, rn)
+    torch.testing.assert_close(kn, torch.linalg.vector_norm(k, dim=-1), rtol=1e-6, atol=0)
+    kq, vq = cache.get_quantizers(0)
+    assert torch.equal(kq.rotation.cpu(), ref.rotation.cpu()) and kq.bits == vq.bits == bits
+
+
+def test_incremental_dequantization_only_new_tokens(monkeypatch):
+    calls = []
+    original = _PackedStream.dequantize
+
+    def spy(self, start, end, dtype):
+        calls.append((start, end))
+        return original(self, start, end, dtype)
+
+    monkeypatch.setattr(_PackedStream, "dequantize", spy)
+    cache = CompressedDynamicCache(k_bits=4, v_bits=4)
+    k0 = torch.randn(1, 2, 10, 128, device=DEVICE)
+    keys, _ = cache.update(k0, k0.clone(), 0)
+    first = keys.clone()
+    storage = [cache.layers[0].k.packed.data_ptr(), cache.layers[0].keys.data_ptr()]
+    calls.clear()
+    for step in range(3):
+        kn = torch.randn(1, 2, 1, 128, device=DEVICE)
+        keys, values = cache.update(kn, kn.clone(), 0)
+        assert calls[-2:] == [(10 + step, 11 + step)] * 2  # K and V: one new token each
+        assert keys.shape[2] == 11 + step
+        assert torch.equal(keys[:, :, :10], first)  # earlier tokens untouched
+        q = cache.get_quantizers(0)[0]
+        torch.testing.assert_close(keys[:, :, -1:], q.dequantize_packed(*q.quantize_packed(kn)))
+    # Written in place into spare capacity: no copy of the cache per decode step.
+    assert [cache.layers[0].k.packed.data_ptr(), cache.layers[0].keys.data_ptr()] == storage
+
+
+def test_per_layer_head_dim_without_config():
+    cache = CompressedDynamicCache(k_bits=4, v_bits=3)
+    cache.update(torch.randn(1, 2, 4, 64, device=DEVICE), torch.randn(1, 2, 4, 64, device=DEVICE), 0)
+    cache.update(torch.randn(1, 1, 4, 256, device=DEVICE), torch.randn(1, 1, 4, 256, device=DEVICE), 1)
+    assert [q.head_dim for q in cache.get_quantizers(0)] == [64, 64]
+    assert cache.get_compressed(0)[0].shape[-1] == 32 and cache.get_compressed(0)[2].shape[-1] == 24
+    assert cache.get_compressed(1)[0].shape[-1] == 128 and cache.get_compressed(1)[2].shape[-1] == 96
+
+
+def test_crop_then_continue_matches_fresh_cache(tiny, baseline):
+    model, _, _ = tiny
+    seq = baseline[:, :20]
+    cropped = CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4)
+    fresh = CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4)
+    with torch.no_grad():
+        model(seq, past_key_values=cropped)
+        cropped.crop(-5)
+        assert cropped.get_seq_length() == 15 and cropped.get_compressed(0)[1].shape[2] == 15
+        a = model(seq[:, 15:], past_key_values=cropped).logits
+        fresh_logits = model(seq, past_key_values=fresh).logits[:, 15:]
+    torch.testing.assert_close(a, fresh_logits, rtol=1e-4, atol=1e-4)
+    for i in range(model.config.num_hidden_layers):
+        kp, kn, vp, vn = cropped.get_compressed(i)
+        fkp, fkn, fvp, fvn = fresh.get_compressed(i)
+        assert kp.shape == fkp.shape and torch.equal(kp[:, :, :15], fkp[:, :, :15])
+        torch.testing.assert_close(kn, fkn, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(vn, fvn, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="negative"):
+        cropped.crop(3)
+    cropped.reset()
+    assert cropped.get_seq_length() == 0
+
+
+def test_reorder_cache_and_beam_search(tiny):
+    model, _, ids = tiny
+    cache = CompressedDynamicCache(k_bits=4, v_bits=4)
+    k = torch.randn(3, 2, 6, 128, device=DEVICE)
+    cache.update(k, -k, 0)
+    before = [t.clone() for t in cache.get_compressed(0)]
+    keys_before = cache.layers[0].keys.clone()
+    beam_idx = torch.tensor([2, 0, 0], device=DEVICE)
+    cache.reorder_cache(beam_idx)
+    for b, a in zip(before, cache.get_compressed(0), strict=True):
+        assert torch.equal(a, b[beam_idx])
+    assert torch.equal(cache.layers[0].keys, keys_before[beam_idx])
+    # Beam search through generate: 8-bit compressed equals the exact cache.
+    kw = dict(max_new_tokens=8, num_beams=2, do_sample=False, eos_token_id=None)
+    exact = model.generate(**ids, **kw)
+    comp = model.generate(
+        **ids, past_key_values=CompressedDynamicCache(config=model.config, k_bits=8, v_bits=8), **kw
+    )
+    assert torch.equal(exact, comp)
+
+
+def test_sliding_window_layers_stay_uncompressed():
+    config = Qwen2Config(
+        vocab_size=128,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=128,
+        use_sliding_window=True,
+        sliding_window=6,
+        max_window_layers=0,
+        layer_types=["sliding_attention", "full_attention"],
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = Qwen2ForCausalLM(config).eval().to(DEVICE)
+    ids = torch.randint(0, 128, (1, 12), generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    cache = CompressedDynamicCache(config=config, k_bits=8, v_bits=8)
+    exact = model.generate(ids, max_new_tokens=10, **GREEDY)
+    out = model.generate(ids, past_key_values=cache, max_new_tokens=10, **GREEDY)
+    assert torch.equal(out, exact)
+    assert not cache.is_compressed(0) and cache.is_compressed(1)
+    assert cache.layers[0].keys.shape[2] == 5  # the window, uncompressed
+    rep = cache.storage_report()
+    assert rep["compressed_layers"] == 1 and rep["uncompressed_layers"] == 1
+    assert rep["uncompressed_layer_bytes"] == 2 * 5 * 128 * 4
+    assert rep["compressed_bytes"] == 21 * token_bytes(128, 8, 8)
+    with pytest.raises(ValueError, match="compressed layer"):
+        cache.get_compressed(0)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="k_bits"):
+        CompressedDynamicCache(k_bits=5)
+    with pytest.raises(TypeError, match="v_bits"):
+        CompressedDynamicCache(v_bits="4")
+    with pytest.raises(TypeError, match="PreTrainedConfig"):
+        CompressedDynamicCache(config={"num_hidden_layers": 2})
+    cache = CompressedDynamicCache()
+    cache.update(torch.randn(1, 2, 3, 128), torch.randn(1, 2, 3, 128), 0)
+    with pytest.raises(ValueError, match="batch and kv_heads"):
+        cache.update(torch.randn(2, 2, 1, 128), torch.randn(2, 2, 1, 128), 0)
+    with pytest.raises(ValueError, match="rank 4"):
+        cache.update(torch.randn(2, 1, 128), torch.randn(2, 1, 128), 0)
+    with pytest.raises(TypeError, match="TurboQuantMSE"):
+        CompressedKVStore("not a quantizer")
+
+
+def test_compressed_kv_store(tiny):
+    model, _, ids = tiny
+    kq, vq = TurboQuantMSE(128, 4), TurboQuantMSE(128, 3)
+    store, exact = CompressedKVStore(kq, v_quantizer=vq), DynamicCache()
+    with torch.no_grad():
+        a = model(**ids, past_key_values=store).logits
+        b = model(**ids, past_key_values=exact).logits
+    assert isinstance(store, DynamicCache)
+    assert torch.equal(a, b)  # attention sees the ordinary 16-bit K/V
+    for i in range(model.config.num_hidden_layers):
+        packed, norms = store.get_compressed_key(i)
+        rp, rn = kq.quantize_packed(exact.layers[i].keys)
+        assert torch.equal(packed, rp) and torch.equal(norms, rn) and norms.dtype == torch.float32
+        vp, vn = store.get_compressed(i)[2:]
+        assert torch.equal(vp, vq.quantize_packed(exact.layers[i].values)[0])
+    assert store.rotation_T.shape == (128, 128) and store.centroids.shape == (16,)
+    assert store.storage_report()["ratio"] == pytest.approx(512 / (68 + 52))
+    store.crop(-2)
+    assert store.get_compressed_key(0)[0].shape[2] == ids.input_ids.shape[1] - 2
+    k_only = CompressedKVStore(TurboQuantMSE(128, 4))
+    k_only.update(torch.randn(1, 2, 3, 128), torch.randn(1, 2, 3, 128), 0)
+    with pytest.raises(ValueError, match="v_quantizer"):
+        k_only.get_compressed(0)

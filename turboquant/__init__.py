@@ -29,6 +29,20 @@ _EXPORTS = {
         "kv_cache_bytes",
         "max_context_tokens",
     ],
+    "turboquant.cache": ["CompressedDynamicCache", "CompressedKVStore"],
+    "turboquant.hf.tiny": ["build_tiny_llama", "build_offline_tokenizer"],
+    "turboquant.hf.attention": [
+        "triton_fa_forward",
+        "triton_fa_tq4_kv_forward",
+        "register_triton_fa",
+        "install_triton_fa",
+        "install_fused_tq4_kv",
+        "uninstall_fused_tq4_kv",
+    ],
+    "turboquant.hf.tiny_molmo2": ["build_tiny_molmo2"],
+    "turboquant.hf.molmo2": ["install_fused_attention", "uninstall_fused_attention", "FusedTurboQuantRunner"],
+    "turboquant.video": ["load_video_frames", "probe_video"],
+    "turboquant.benchmark": ["run_comparison", "load_model", "kv_memory_vs_context"],
 }
 
 _NAME_TO_MODULE = {name: module for module, names in _EXPORTS.items() for name in names}

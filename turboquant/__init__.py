@@ -39,6 +39,8 @@ _EXPORTS = {
         "install_fused_tq4_kv",
         "uninstall_fused_tq4_kv",
     ],
+    "turboquant.paged": ["PagedKVLayout", "allocate_pool", "write_kv", "gather_kv"],
+    "turboquant.triton.decode": ["tq_paged_decode", "tq_decode"],
     "turboquant.hf.tiny_molmo2": ["build_tiny_molmo2"],
     "turboquant.hf.molmo2": ["install_fused_attention", "uninstall_fused_attention", "FusedTurboQuantRunner"],
     "turboquant.video": ["load_video_frames", "probe_video"],

@@ -46,12 +46,12 @@ def pack_indices(idx: torch.Tensor, bits: int) -> torch.Tensor:
     x = idx.to(torch.int64)
     if pad:
         x = torch.nn.functional.pad(x, (0, pad))
-    x = x.reshape(*idx.shape[:-1], -1, g)
+    x = x.reshape(*idx.shape[:-1], (d + pad) // g, g)
     shifts = torch.arange(g, device=idx.device, dtype=torch.int64) * bits
     word = (x << shifts).sum(-1, keepdim=True)  # disjoint bit ranges: sum == or
     byte_shifts = torch.arange(gbytes, device=idx.device, dtype=torch.int64) * 8
     out = ((word >> byte_shifts) & 0xFF).to(torch.uint8)
-    return out.reshape(*idx.shape[:-1], -1)[..., :nbytes].contiguous()
+    return out.reshape(*idx.shape[:-1], out.shape[-2] * gbytes)[..., :nbytes].contiguous()
 
 
 def unpack_indices(packed: torch.Tensor, bits: int, d: int) -> torch.Tensor:
@@ -77,4 +77,4 @@ def unpack_indices(packed: torch.Tensor, bits: int, d: int) -> torch.Tensor:
     word = (x << byte_shifts).sum(-1, keepdim=True)
     shifts = torch.arange(g, device=packed.device, dtype=torch.int64) * bits
     idx = ((word >> shifts) & ((1 << bits) - 1)).to(torch.uint8)
-    return idx.reshape(*packed.shape[:-1], -1)[..., :d].contiguous()
+    return idx.reshape(*packed.shape[:-1], ngroups * g)[..., :d].contiguous()

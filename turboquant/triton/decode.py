@@ -1,0 +1,1080 @@
+"""Decode attention (one query token per sequence) over TurboQuant-compressed K/V.
+
+``tq_paged_decode`` reads the paged pool of :mod:`turboquant.paged`; ``tq_decode`` reads the
+contiguous compressed tensors of the Hugging Face cache. Both run the same three kernels:
+
+1. ``_prep_kernel``: ``q_rot = q @ Pi.T`` once per query (fp32 via tf32x3 tensor-core dots),
+   pre-scaled by ``sm_scale * log2(e)`` and stored in fp16; the codebooks are written as fp16
+   tables and as byte-split register tables.
+2. ``_split_kernel`` (flash-decoding): one program per (context split, KV head, sequence)
+   handles *all* query heads of its KV group (padded to 16 for the tensor cores), so each
+   compressed byte is read once. Per tile of ``BLOCK_N`` tokens it maps the packed indices
+   through the codebook, computes the scores transposed (``K_tile @ q_rot^T``, so the tile is
+   used as it sits in registers), scales them by the fp32 key norms, folds the value norms
+   into the probabilities and accumulates ``V_tile^T @ P^T``; online softmax in fp32; packed
+   words of the next tile and block ids of the one after are loaded ahead. Each split writes
+   its partial ``(max, sum, acc)``.
+3. ``_reduce_kernel``: merges the splits (log-sum-exp) and rotates back, ``out = acc @ Pi``.
+
+Unpacking: 4-bit and 2-bit rows are read as int32 words (8 or 16 indices each; records are
+4-byte aligned), 3-bit rows as three byte planes (8 indices in 3 bytes). 4-bit indices go
+through a register table with byte permutes (``prmt``, no memory traffic); 2- and 3-bit
+indices through an L1-resident table, one index plane at a time, and a tree of ``tl.join``
+restores coordinate order.
+
+Each kernel's plain-torch reference is ``tq_decode_reference`` /
+``tq_paged_decode_reference`` (dequantize + fp32 softmax attention).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+import triton
+import triton.language as tl
+
+from ..packing import unpack_indices
+from ..paged import PagedKVLayout, check_block_tables, check_pool, read_slots, sequence_slots
+from ..validation import FLOAT_DTYPES, check_tensor
+from .compress import INTERPRET, dot, infer_bits
+
+DECODE_HEAD_DIMS = (64, 128, 256)
+LOG2E = 1.4426950408889634
+_TABLE = 128  # fp16 codebook table: K at [0, 16), V at [128, 144): 256-byte aligned
+# codebook lookups: 4 bits through a register table (_PRMT), 2 and 3 bits through an L1-resident
+# table (_LDG); the interpreter runs no inline PTX and takes plain loads (_LOAD)
+_LDG, _PRMT, _LOAD = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2)
+_INTERPRET = tl.constexpr(INTERPRET)
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Launch parameters of the split kernel.
+
+    ``block_n``: tokens per loop iteration (power of two, >= 32); ``num_warps``/``num_stages``:
+    Triton's; ``ctas_per_sm``: the context is split so that about ``ctas_per_sm * SMs``
+    programs run (fewer when the context is short: every split holds >= ``block_n`` tokens);
+    ``maxnreg``: register cap per thread (more programs per SM), None for the compiler's choice.
+    """
+
+    block_n: int = 32
+    num_warps: int = 1
+    num_stages: int = 1
+    ctas_per_sm: int = 16
+    maxnreg: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.block_n < 32 or self.block_n & (self.block_n - 1):
+            raise ValueError(f"block_n: expected a power of two >= 32, got {self.block_n}")
+        if self.num_warps not in (1, 2, 4, 8, 16) or self.num_stages < 1 or self.ctas_per_sm < 1:
+            raise ValueError(f"DecodeConfig: invalid launch parameters {self}")
+
+
+# 1-warp programs of 32 tokens, 16 per SM: the fastest of the configurations swept on an H100
+# (scripts/bench_decode.py --sweep); the interpreter takes the same tile size
+DEFAULT_CONFIG = DecodeConfig()
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@triton.jit
+def _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N: tl.constexpr, D: tl.constexpr):
+    """Planes ``c_k`` [N, D/8] (coordinate ``8i + k``) → [N, D] in coordinate order.
+
+    Joined axes flatten as ``k = 4x + 2y + z`` (``x`` the first join): pairs (k, k+4), then
+    (k, k+2), then (k, k+1)."""
+    lo = tl.join(tl.join(c0, c4), tl.join(c2, c6))
+    hi = tl.join(tl.join(c1, c5), tl.join(c3, c7))
+    return tl.join(lo, hi).reshape(N, D)
+
+
+@triton.jit
+def _table_words(tab):
+    """The two 32-bit words of the (256-byte aligned) table address."""
+    addr = tab.to(tl.int64, bitcast=True)
+    return addr.to(tl.int32), (addr >> 32).to(tl.int32)
+
+
+@triton.jit
+def _lookup_byte(tab, spread, j: tl.constexpr, MODE: tl.constexpr):
+    """``tab[byte_j(spread) / 2]`` (fp16): byte ``j`` of every int32 of ``spread`` holds twice an
+    index. ``_LDG``: one ``prmt`` puts the byte into the low word of the table address (the table
+    is 256-byte aligned), the 64-bit pointer is assembled from the two words (no 64-bit add)
+    and the value is read from L1."""
+    if MODE == _LDG:
+        lo, hi = _table_words(tab)
+        return tl.inline_asm_elementwise(
+            "{ .reg .b32 t; .reg .b64 a; prmt.b32 t, $1, $2, $4; mov.b64 a, {t, $3}; "
+            "ld.global.nc.b16 $0, [a]; }",
+            "=h,r,r,r,r",
+            [spread, lo, hi, 0x7650 + j],
+            dtype=tl.float16,
+            is_pure=True,
+            pack=1,
+        )
+    else:
+        return tl.load(tab + (((spread >> (8 * j)) & 0xFF) >> 1))
+
+
+@triton.jit
+def _lookup_bits(tab, w, shift: tl.constexpr, mask: tl.constexpr, MODE: tl.constexpr):
+    """``tab[(w >> shift) & mask]`` (fp16) for every int32 ``w`` (``shift >= 1``); ``_LDG`` as in
+    :func:`_lookup_byte`."""
+    if MODE == _LDG:
+        lo, hi = _table_words(tab)
+        return tl.inline_asm_elementwise(
+            "{ .reg .b32 t; .reg .b64 a; shr.u32 t, $1, $5; and.b32 t, t, $4; or.b32 t, t, $2; "
+            "mov.b64 a, {t, $3}; ld.global.nc.b16 $0, [a]; }",
+            "=h,r,r,r,r,r",
+            [w, lo, hi, 2 * mask, shift - 1],
+            dtype=tl.float16,
+            is_pure=True,
+            pack=1,
+        )
+    else:
+        return tl.load(tab + ((w >> shift) & mask))
+
+
+# 4-bit lookup in registers, no memory: 16 fp16 entries split into their low and high bytes,
+# four entries per register (t0..t3 low bytes, t4..t7 high bytes). For 4 indices (the nibbles
+# of a 16-bit selector) `prmt` picks the bytes of entries 0-7 and 8-15, a byte mask from bit 3
+# of every index (prmt's sign-replicate mode) selects between them, and two more `prmt`
+# interleave low and high bytes into fp16 pairs.
+_PRMT4_HALF = (
+    "and.b32 s, {sel}, 0x7777; prmt.b32 m, w4, $8, {msk}; "
+    "prmt.b32 la, $9, $10, s; prmt.b32 lb, $11, $12, s; "
+    "prmt.b32 ha, $13, $14, s; prmt.b32 hb, $15, $16, s; "
+    "not.b32 n, m; and.b32 la, la, n; and.b32 lb, lb, m; or.b32 la, la, lb; "
+    "and.b32 ha, ha, n; and.b32 hb, hb, m; or.b32 ha, ha, hb; "
+    "prmt.b32 p, la, ha, 0x5140; prmt.b32 q, la, ha, 0x7362; "
+    "mov.b32 {{${o0}, ${o1}}}, p; mov.b32 {{${o2}, ${o3}}}, q; "
+)
+_PRMT4_ASM = tl.constexpr(
+    "{ .reg .b32 s, m, n, la, lb, ha, hb, p, q, w4, hi16; shl.b32 w4, $8, 4; shr.b32 hi16, $8, 16; "
+    + _PRMT4_HALF.format(sel="$8", msk="0xD9C8", o0=0, o1=1, o2=2, o3=3)
+    + _PRMT4_HALF.format(sel="hi16", msk="0xFBEA", o0=4, o1=5, o2=6, o3=7)
+    + "}"
+)
+
+
+@triton.jit
+def _register_table(tab, first: tl.constexpr, USED: tl.constexpr):
+    """The 8 words of a register table (written by ``_prep_kernel`` after the fp16 tables)."""
+    if USED:
+        words = (tab + 16).to(tl.pointer_type(tl.int32)) + first
+        return (
+            tl.load(words),
+            tl.load(words + 1),
+            tl.load(words + 2),
+            tl.load(words + 3),
+            tl.load(words + 4),
+            tl.load(words + 5),
+            tl.load(words + 6),
+            tl.load(words + 7),
+        )
+    else:
+        return 0, 0, 0, 0, 0, 0, 0, 0
+
+
+@triton.jit
+def _dequant4_prmt(w, t0, t1, t2, t3, t4, t5, t6, t7, D: tl.constexpr, N: tl.constexpr):
+    """4-bit words ``[N, D/8]`` → fp16 ``[N, D]`` through the register table ``t0..t7``."""
+    c0, c1, c2, c3, c4, c5, c6, c7 = tl.inline_asm_elementwise(
+        _PRMT4_ASM,
+        "=h,=h,=h,=h,=h,=h,=h,=h,r,r,r,r,r,r,r,r,r",
+        [w, t0, t1, t2, t3, t4, t5, t6, t7],
+        dtype=(tl.float16,) * 8,
+        is_pure=True,
+        pack=1,
+    )
+    return _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N, D)
+
+
+@triton.jit
+def _load_packed(rows, valid, BITS: tl.constexpr, D: tl.constexpr):
+    """Packed indices of ``N`` rows as int32 words (``rows``: uint8 pointers ``[N]`` to the
+    first packed byte of each row, 4-byte aligned; masked rows read 0).
+
+    2 and 4 bits: ``[N, D*BITS/32]`` words, index ``k`` of a word at bits ``[k*BITS, (k+1)*BITS)``.
+    3 bits: ``[N, D/8]`` 24-bit group words (8 indices in 3 bytes, read as three byte planes)."""
+    m = valid[:, None]
+    if BITS == 3:
+        p = rows[:, None] + 3 * tl.arange(0, D // 8)[None, :]
+        w = tl.load(p, mask=m, other=0).to(tl.int32)
+        w = w | (tl.load(p + 1, mask=m, other=0).to(tl.int32) << 8)
+        return w | (tl.load(p + 2, mask=m, other=0).to(tl.int32) << 16)
+    else:
+        words = rows[:, None] + 4 * tl.arange(0, D * BITS // 32)[None, :]
+        return tl.load(words.to(tl.pointer_type(tl.int32)), mask=m, other=0)
+
+
+@triton.jit
+def _dequant(w, tab, BITS: tl.constexpr, D: tl.constexpr, N: tl.constexpr, MODE: tl.constexpr):
+    """Codebook values ``c[idx]`` (fp16 ``[N, D]``, coordinate order, no norm) of the words of
+    :func:`_load_packed`, looked up one index at a time (``MODE``: ``_LDG`` or ``_LOAD``);
+    each lookup yields one plane (index ``k`` of every word) and
+    :func:`_interleave8` restores coordinate order."""
+    if BITS == 3:
+        w2 = w << 1  # index 0 through the same (shift >= 1) lookup
+        return _interleave8(
+            _lookup_bits(tab, w2, 1, 7, MODE),
+            _lookup_bits(tab, w, 3, 7, MODE),
+            _lookup_bits(tab, w, 6, 7, MODE),
+            _lookup_bits(tab, w, 9, 7, MODE),
+            _lookup_bits(tab, w, 12, 7, MODE),
+            _lookup_bits(tab, w, 15, 7, MODE),
+            _lookup_bits(tab, w, 18, 7, MODE),
+            _lookup_bits(tab, w, 21, 7, MODE),
+            N,
+            D,
+        )
+    elif BITS == 4:
+        # "spread" words hold twice the indices 0, 2, 4, 6 (e) and 1, 3, 5, 7 (o), one per byte
+        e = (w << 1) & 0x1E1E1E1E
+        o = (w >> 3) & 0x1E1E1E1E
+        return _interleave8(
+            _lookup_byte(tab, e, 0, MODE),
+            _lookup_byte(tab, o, 0, MODE),
+            _lookup_byte(tab, e, 1, MODE),
+            _lookup_byte(tab, o, 1, MODE),
+            _lookup_byte(tab, e, 2, MODE),
+            _lookup_byte(tab, o, 2, MODE),
+            _lookup_byte(tab, e, 3, MODE),
+            _lookup_byte(tab, o, 3, MODE),
+            N,
+            D,
+        )
+    else:  # BITS == 2: indices k = 4j + r in byte j of spread word s_r
+        s0 = (w << 1) & 0x06060606
+        s1 = (w >> 1) & 0x06060606
+        s2 = (w >> 3) & 0x06060606
+        s3 = (w >> 5) & 0x06060606
+        ev = _interleave8(  # even indices 0, 2, ..., 14
+            _lookup_byte(tab, s0, 0, MODE),
+            _lookup_byte(tab, s2, 0, MODE),
+            _lookup_byte(tab, s0, 1, MODE),
+            _lookup_byte(tab, s2, 1, MODE),
+            _lookup_byte(tab, s0, 2, MODE),
+            _lookup_byte(tab, s2, 2, MODE),
+            _lookup_byte(tab, s0, 3, MODE),
+            _lookup_byte(tab, s2, 3, MODE),
+            N,
+            D // 2,
+        )
+        od = _interleave8(  # odd indices 1, 3, ..., 15
+            _lookup_byte(tab, s1, 0, MODE),
+            _lookup_byte(tab, s3, 0, MODE),
+            _lookup_byte(tab, s1, 1, MODE),
+            _lookup_byte(tab, s3, 1, MODE),
+            _lookup_byte(tab, s1, 2, MODE),
+            _lookup_byte(tab, s3, 2, MODE),
+            _lookup_byte(tab, s1, 3, MODE),
+            _lookup_byte(tab, s3, 3, MODE),
+            N,
+            D // 2,
+        )
+        return tl.join(ev, od).reshape(N, D)
+
+
+@triton.jit
+def _tile_values(
+    w,
+    tab,
+    t0,
+    t1,
+    t2,
+    t3,
+    t4,
+    t5,
+    t6,
+    t7,
+    BITS: tl.constexpr,
+    D: tl.constexpr,
+    N: tl.constexpr,
+    MODE: tl.constexpr,
+):
+    """fp16 ``[N, D]`` codebook values of a tile's words, by ``MODE`` (``_PRMT``: 4 bits only)."""
+    if MODE == _PRMT:
+        return _dequant4_prmt(w, t0, t1, t2, t3, t4, t5, t6, t7, D, N)
+    else:
+        return _dequant(w, tab, BITS, D, N, MODE)
+
+
+@triton.jit
+def _block_ids(bt_row, t0, end, PAGED: tl.constexpr, PAGE: tl.constexpr, BLOCK_N: tl.constexpr):
+    """int64 block ids of tokens ``t0 .. t0+BLOCK_N-1`` (0 past ``end``; unused unpaged)."""
+    tok = t0 + tl.arange(0, BLOCK_N)
+    if PAGED:
+        return tl.load(bt_row + tok // PAGE, mask=tok < end, other=0).to(tl.int64)
+    else:
+        return tok.to(tl.int64)
+
+
+@triton.jit
+def _load_tile(
+    k_head,
+    kn_head,
+    v_head,
+    vn_head,
+    blk,
+    t0,
+    end,
+    stride_kp,
+    stride_kt,
+    stride_knp,
+    stride_knt,
+    stride_vp,
+    stride_vt,
+    stride_vnp,
+    stride_vnt,
+    K_BITS: tl.constexpr,
+    V_BITS: tl.constexpr,
+    D: tl.constexpr,
+    PAGED: tl.constexpr,
+    PAGE: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """Issue the loads of one tile: packed K and V words and the fp32 norms."""
+    tok = t0 + tl.arange(0, BLOCK_N)
+    valid = tok < end
+    if PAGED:  # token t is row t % PAGE of page blk
+        row = tok % PAGE
+        k_off = blk * stride_kp + row * stride_kt
+        kn_off = blk * stride_knp + row * stride_knt
+        v_off = blk * stride_vp + row * stride_vt
+        vn_off = blk * stride_vnp + row * stride_vnt
+    else:
+        k_off = tok * stride_kt
+        kn_off = tok * stride_knt
+        v_off = tok * stride_vt
+        vn_off = tok * stride_vnt
+    kw = _load_packed(k_head + k_off, valid, K_BITS, D)
+    vw = _load_packed(v_head + v_off, valid, V_BITS, D)
+    kn = tl.load(kn_head + kn_off, mask=valid, other=0.0)
+    vn = tl.load(vn_head + vn_off, mask=valid, other=0.0)
+    return kw, vw, kn, vn
+
+
+@triton.jit
+def _prep_kernel(
+    Q,
+    stride_qb,
+    stride_qh,
+    ROT,
+    stride_r0,
+    stride_r1,
+    KC,
+    VC,
+    QOUT,
+    TAB,
+    qk_scale,
+    G: tl.constexpr,
+    G_PAD: tl.constexpr,
+    D: tl.constexpr,
+    NK: tl.constexpr,
+    NV: tl.constexpr,
+):
+    """Program (kv head, sequence): ``QOUT[b, h*G+g] = fp16(q @ Pi.T * qk_scale)``."""
+    h = tl.program_id(0)
+    b = tl.program_id(1)
+    g = tl.arange(0, G_PAD)
+    d = tl.arange(0, D)
+    gmask = (g < G)[:, None]
+    q = tl.load(Q + b * stride_qb + (h * G + g)[:, None] * stride_qh + d[None, :], mask=gmask, other=0.0)
+    rot_t = tl.load(ROT + d[None, :] * stride_r0 + d[:, None] * stride_r1)  # Pi.T
+    q_rot = tl.dot(q.to(tl.float32), rot_t, input_precision="tf32x3") * qk_scale
+    row = b * tl.num_programs(0) * G + h * G + g
+    tl.store(QOUT + row[:, None] * D + d[None, :], q_rot.to(tl.float16), mask=gmask)
+    if (h == 0) & (b == 0):
+        i = tl.arange(0, 16)
+        kc = tl.load(KC + i, mask=i < NK, other=0.0).to(tl.float16)
+        vc = tl.load(VC + i, mask=i < NV, other=0.0).to(tl.float16)
+        tl.store(TAB + i, kc)
+        tl.store(TAB + 128 + i, vc)
+        # register tables of _dequant4_prmt: low bytes of entries 4k..4k+3 in word k, high in 4+k
+        words = (TAB + 16).to(tl.pointer_type(tl.int32))
+        r = tl.arange(0, 4)
+        for which in tl.static_range(2):
+            c = kc if which == 0 else vc
+            bits = c.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+            shift = 8 * (i % 4)
+            lo = tl.sum(((bits & 0xFF) << shift).reshape(4, 4), axis=1)
+            hi = tl.sum(((bits >> 8) << shift).reshape(4, 4), axis=1)
+            tl.store(words + 8 * which + r, lo)
+            tl.store(words + 8 * which + 4 + r, hi)
+
+
+@triton.jit
+def _split_kernel(
+    Q,
+    K,
+    KN,
+    V,
+    VN,
+    TAB,
+    BT,
+    LENS,
+    ACC,
+    ML,
+    stride_kp,
+    stride_kt,
+    stride_kh,
+    stride_knp,
+    stride_knt,
+    stride_knh,
+    stride_vp,
+    stride_vt,
+    stride_vh,
+    stride_vnp,
+    stride_vnt,
+    stride_vnh,
+    stride_bt,
+    seq_len_all,
+    chunk,
+    num_splits,
+    G: tl.constexpr,
+    G_PAD: tl.constexpr,
+    D: tl.constexpr,
+    K_BITS: tl.constexpr,
+    V_BITS: tl.constexpr,
+    PAGED: tl.constexpr,
+    PAGE: tl.constexpr,
+    HAS_LENS: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """Program (split, kv head, sequence): online softmax over tokens
+    ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
+
+    ``K``/``V``: uint8 pointers at the packed bytes of (page or sequence 0, token 0, head 0);
+    ``KN``/``VN``: fp32 pointers at the matching norms; strides: page-or-sequence, token,
+    head (bytes for packed, elements for norms). ``PAGED``: token ``t`` of sequence ``b`` is
+    row ``t % PAGE`` of page ``BT[b, t // PAGE]``; otherwise it is token ``t`` of sequence ``b``.
+    """
+    split = tl.program_id(0)
+    h = tl.program_id(1)
+    b = tl.program_id(2)
+    H_KV = tl.num_programs(1)
+    if HAS_LENS:
+        seq_len = tl.load(LENS + b)
+    else:
+        seq_len = seq_len_all
+    start = split * chunk
+    end = tl.minimum(start + chunk, seq_len)
+
+    g = tl.arange(0, G_PAD)
+    d = tl.arange(0, D)
+    gmask = g < G
+    q_t = tl.load(Q + ((b * H_KV + h) * G + g)[None, :] * D + d[:, None], mask=gmask[None, :], other=0.0)
+    m_i = tl.full([G_PAD], float("-inf"), tl.float32)
+    l_i = tl.zeros([G_PAD], tl.float32)
+    acc_t = tl.zeros([D, G_PAD], tl.float32)
+
+    k_head = K + h * stride_kh
+    kn_head = KN + h * stride_knh
+    v_head = V + h * stride_vh
+    vn_head = VN + h * stride_vnh
+    if not PAGED:  # 64-bit sequence offsets: large caches exceed 2**31 bytes
+        b64 = b.to(tl.int64)
+        k_head += b64 * stride_kp
+        kn_head += b64 * stride_knp
+        v_head += b64 * stride_vp
+        vn_head += b64 * stride_vnp
+    K_MODE: tl.constexpr = _LOAD if _INTERPRET else (_PRMT if K_BITS == 4 else _LDG)
+    V_MODE: tl.constexpr = _LOAD if _INTERPRET else (_PRMT if V_BITS == 4 else _LDG)
+    k0, k1, k2, k3, k4, k5, k6, k7 = _register_table(TAB, 0, K_MODE == _PRMT)
+    v0, v1, v2, v3, v4, v5, v6, v7 = _register_table(TAB, 8, V_MODE == _PRMT)
+
+    # software pipeline: block ids two tiles ahead, packed words and norms one tile ahead,
+    # so memory latency overlaps the decompression of the current tile
+    bt_row = BT + b * stride_bt
+    blk_next = _block_ids(bt_row, start + BLOCK_N, end, PAGED, PAGE, BLOCK_N)
+    kw, vw, kn, vn = _load_tile(
+        k_head,
+        kn_head,
+        v_head,
+        vn_head,
+        _block_ids(bt_row, start, end, PAGED, PAGE, BLOCK_N),
+        start,
+        end,
+        stride_kp,
+        stride_kt,
+        stride_knp,
+        stride_knt,
+        stride_vp,
+        stride_vt,
+        stride_vnp,
+        stride_vnt,
+        K_BITS,
+        V_BITS,
+        D,
+        PAGED,
+        PAGE,
+        BLOCK_N,
+    )
+    for t0 in range(start, end, BLOCK_N):
+        blk_after = _block_ids(bt_row, t0 + 2 * BLOCK_N, end, PAGED, PAGE, BLOCK_N)
+        kw_n, vw_n, kn_n, vn_n = _load_tile(
+            k_head,
+            kn_head,
+            v_head,
+            vn_head,
+            blk_next,
+            t0 + BLOCK_N,
+            end,
+            stride_kp,
+            stride_kt,
+            stride_knp,
+            stride_knt,
+            stride_vp,
+            stride_vt,
+            stride_vnp,
+            stride_vnt,
+            K_BITS,
+            V_BITS,
+            D,
+            PAGED,
+            PAGE,
+            BLOCK_N,
+        )
+        valid = t0 + tl.arange(0, BLOCK_N) < end
+        k = _tile_values(kw, TAB, k0, k1, k2, k3, k4, k5, k6, k7, K_BITS, D, BLOCK_N, K_MODE)
+        # scores transposed, [BLOCK_N, G_PAD]: the decompressed K tile is the row-major A
+        # operand, as it sits in registers (no transposed shared-memory store)
+        s = dot(k, q_t) * kn[:, None]  # log2-domain logits (q is pre-scaled)
+        s = tl.where(valid[:, None], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 0))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(s - m_new[None, :])
+        l_i = l_i * alpha + tl.sum(p, 0)
+        v = _tile_values(vw, TAB + 128, v0, v1, v2, v3, v4, v5, v6, v7, V_BITS, D, BLOCK_N, V_MODE)
+        # output transposed too, [D, G_PAD] += V^T P^T: both tiles are used as stored
+        acc_t = acc_t * alpha[None, :] + dot(tl.trans(v), (p * vn[:, None]).to(tl.float16))
+        m_i = m_new
+        kw, vw, kn, vn = kw_n, vw_n, kn_n, vn_n
+        blk_next = blk_after
+
+    part = ((b * H_KV + h) * num_splits + split) * G + g
+    tl.store(ML + 2 * part, m_i, mask=gmask)
+    tl.store(ML + 2 * part + 1, l_i, mask=gmask)
+    tl.store(ACC + part[None, :] * D + d[:, None], acc_t, mask=gmask[None, :])
+
+
+@triton.jit
+def _reduce_kernel(
+    ACC,
+    ML,
+    ROT,
+    stride_r0,
+    stride_r1,
+    OUT,
+    stride_ob,
+    stride_oh,
+    num_splits,
+    G: tl.constexpr,
+    G_PAD: tl.constexpr,
+    D: tl.constexpr,
+):
+    """Program (kv head, sequence): log-sum-exp merge of the splits, then ``out = acc/l @ Pi``.
+    Empty splits carry ``max = -inf, sum = 0``; an empty sequence gives zeros."""
+    h = tl.program_id(0)
+    b = tl.program_id(1)
+    H_KV = tl.num_programs(0)
+    g = tl.arange(0, G_PAD)
+    d = tl.arange(0, D)
+    gmask = g < G
+    m = tl.full([G_PAD], float("-inf"), tl.float32)
+    total = tl.zeros([G_PAD], tl.float32)
+    acc = tl.zeros([G_PAD, D], tl.float32)
+    for s in range(num_splits):
+        part = ((b * H_KV + h) * num_splits + s) * G + g
+        m_s = tl.load(ML + 2 * part, mask=gmask, other=float("-inf"))
+        l_s = tl.load(ML + 2 * part + 1, mask=gmask, other=0.0)
+        a_s = tl.load(ACC + part[:, None] * D + d[None, :], mask=gmask[:, None], other=0.0)
+        m_new = tl.maximum(m, m_s)
+        m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)
+        w_old = tl.exp2(m - m_ref)
+        w_s = tl.exp2(m_s - m_ref)
+        total = total * w_old + l_s * w_s
+        acc = acc * w_old[:, None] + a_s * w_s[:, None]
+        m = m_new
+    out_rot = acc / tl.where(total > 0, total, 1.0)[:, None]
+    rot = tl.load(ROT + d[:, None] * stride_r0 + d[None, :] * stride_r1)
+    out = tl.dot(out_rot, rot, input_precision="tf32x3")
+    ptrs = OUT + b * stride_ob + (h * G + g)[:, None] * stride_oh + d[None, :]
+    tl.store(ptrs, out.to(OUT.dtype.element_ty), mask=gmask[:, None])
+
+
+# ----------------------------------------------------------------------------- launchers
+
+
+@cache
+def _num_sms(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4
+
+
+def split_plan(
+    pairs: int, max_len: int, config: DecodeConfig, device: torch.device, num_splits: int | None = None
+) -> tuple[int, int]:
+    """``(num_splits, chunk)``: the context ``[0, max_len)`` is cut into ``num_splits`` chunks of
+    ``chunk`` tokens (a multiple of ``block_n``); ``pairs`` = sequences × KV heads."""
+    blocks = max(1, -(-max_len // config.block_n))
+    if num_splits is None:
+        num_splits = -(-config.ctas_per_sm * _num_sms(device) // pairs)
+    elif isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 1:
+        raise ValueError(f"num_splits: expected an int >= 1 or None, got {num_splits!r}")
+    num_splits = min(num_splits, blocks)
+    chunk = -(-blocks // num_splits) * config.block_n
+    return -(-max(max_len, 1) // chunk), chunk
+
+
+def _check_query(q: object, head_dim: int | None = None) -> torch.Tensor:
+    """``q`` ``[B, H_q, D]`` or ``[B, H_q, 1, D]`` → the 3-D view."""
+    check_tensor("q", q, ndim=(3, 4), dtypes=FLOAT_DTYPES)
+    if q.dim() == 4:
+        if q.shape[2] != 1:
+            raise ValueError(
+                f"q: decode takes one query token, expected [B, H_q, 1, D], got {tuple(q.shape)}"
+            )
+        q = q[:, :, 0]
+    if q.stride(-1) != 1:
+        raise ValueError("q: expected a unit stride on the last dimension")
+    d = q.shape[-1]
+    if d not in DECODE_HEAD_DIMS:
+        raise ValueError(f"q: head_dim must be one of {DECODE_HEAD_DIMS} for the decode kernels, got {d}")
+    if head_dim is not None and d != head_dim:
+        raise ValueError(f"q: expected head_dim {head_dim} (the layout's), got shape {tuple(q.shape)}")
+    return q
+
+
+def _check_codebooks(rotation, k_centroids, v_centroids, d: int, k_bits: int, v_bits: int, device) -> None:
+    check_tensor("rotation", rotation, ndim=2, dtypes=(torch.float32,), device=device)
+    if tuple(rotation.shape) != (d, d):
+        raise ValueError(f"rotation: expected an fp32 [{d}, {d}] matrix, got shape {tuple(rotation.shape)}")
+    for name, c, bits in (("k_centroids", k_centroids, k_bits), ("v_centroids", v_centroids, v_bits)):
+        check_tensor(name, c, ndim=1, dtypes=(torch.float32,), device=device)
+        if c.numel() != 2**bits or not c.is_contiguous():
+            raise ValueError(
+                f"{name}: expected {2**bits} contiguous centroids for {bits}-bit indices, got {c.numel()}"
+            )
+
+
+def _scale(sm_scale: float | None, d: int) -> float:
+    if sm_scale is None:
+        return 1.0 / math.sqrt(d)
+    if not isinstance(sm_scale, (int, float)) or isinstance(sm_scale, bool) or not sm_scale > 0:
+        raise ValueError(f"sm_scale: expected a positive float or None, got {sm_scale!r}")
+    return float(sm_scale)
+
+
+def _launch(
+    q3,
+    h_kv,
+    k_bits,
+    v_bits,
+    tensors,
+    strides,
+    rotation,
+    k_centroids,
+    v_centroids,
+    sm_scale,
+    *,
+    lens,
+    seq_len_all,
+    block_table,
+    page,
+    max_len,
+    num_splits,
+    config,
+) -> torch.Tensor:
+    """Run prep → split → reduce; ``tensors`` = (K, KN, V, VN) base views, ``strides`` the 12
+    split-kernel strides. Returns ``[B, H_q, D]`` in ``q3``'s dtype."""
+    b, h_q, d = q3.shape
+    if h_q % h_kv:
+        raise ValueError(f"q: {h_q} query heads is not a multiple of {h_kv} KV heads")
+    g = h_q // h_kv
+    g_pad = max(16, triton.next_power_of_2(g))
+    config = DEFAULT_CONFIG if config is None else config
+    dev = q3.device
+    splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits)
+
+    half = torch.empty(2 * _TABLE + b * h_q * d, dtype=torch.float16, device=dev)  # 512-byte aligned
+    tab, q16 = half[: 2 * _TABLE], half[2 * _TABLE :]
+    n_part = b * h_kv * splits * g
+    work = torch.empty(n_part * (d + 2), dtype=torch.float32, device=dev)
+    acc, ml = work[: n_part * d], work[n_part * d :]
+    out = torch.empty(b, h_q, d, dtype=q3.dtype, device=dev)
+    scale = _scale(sm_scale, d) * LOG2E
+
+    _prep_kernel[(h_kv, b)](
+        q3,
+        q3.stride(0),
+        q3.stride(1),
+        rotation,
+        rotation.stride(0),
+        rotation.stride(1),
+        k_centroids,
+        v_centroids,
+        q16,
+        tab,
+        scale,
+        G=g,
+        G_PAD=g_pad,
+        D=d,
+        NK=2**k_bits,
+        NV=2**v_bits,
+        num_warps=8 if d >= 128 else 4,
+    )
+    paged = block_table is not None
+    _split_kernel[(splits, h_kv, b)](
+        q16,
+        *tensors,
+        tab,
+        block_table if paged else q16,
+        lens if lens is not None else q16,
+        acc,
+        ml,
+        *strides,
+        block_table.stride(0) if paged else 0,
+        seq_len_all,
+        chunk,
+        splits,
+        G=g,
+        G_PAD=g_pad,
+        D=d,
+        K_BITS=k_bits,
+        V_BITS=v_bits,
+        PAGED=paged,
+        PAGE=page,
+        HAS_LENS=lens is not None,
+        BLOCK_N=config.block_n,
+        num_warps=config.num_warps,
+        num_stages=config.num_stages,
+        **({} if config.maxnreg is None or INTERPRET else {"maxnreg": config.maxnreg}),
+    )
+    _reduce_kernel[(h_kv, b)](
+        acc,
+        ml,
+        rotation,
+        rotation.stride(0),
+        rotation.stride(1),
+        out,
+        out.stride(0),
+        out.stride(1),
+        splits,
+        G=g,
+        G_PAD=g_pad,
+        D=d,
+        num_warps=8 if d >= 128 else 4,
+    )
+    return out
+
+
+def tq_paged_decode(
+    q: torch.Tensor,
+    pool: torch.Tensor,
+    layout: PagedKVLayout,
+    block_table: torch.Tensor,
+    seq_lens: torch.Tensor,
+    rotation: torch.Tensor,
+    k_centroids: torch.Tensor,
+    v_centroids: torch.Tensor,
+    sm_scale: float | None = None,
+    *,
+    num_splits: int | None = None,
+    max_seq_len: int | None = None,
+    validate: bool = True,
+    config: DecodeConfig | None = None,
+) -> torch.Tensor:
+    """Decode attention over the paged TurboQuant pool.
+
+    Args:
+        q: ``[B, H_q, D]`` fp16/bf16/fp32, one query token per sequence (original space).
+        pool: uint8 ``[num_blocks, block_size, layout.bytes_per_token]``.
+        layout: the pool's :class:`~turboquant.paged.PagedKVLayout` (``H_q`` a multiple of
+            ``layout.num_kv_heads``, GQA: query head ``i`` reads KV head ``i // (H_q/H_kv)``).
+        block_table: int32 ``[B, max_blocks]``; seq_lens: int32 ``[B]`` (ragged, 0 allowed).
+        rotation: fp32 ``[D, D]`` ``Pi``; k_centroids/v_centroids: fp32 ``[2**bits]``.
+        sm_scale: softmax scale, default ``1/sqrt(D)``.
+        num_splits: context splits per (sequence, KV head); default from the SM count.
+        max_seq_len: an upper bound of ``seq_lens`` known on the host, to size the splits
+            (default: the block table's capacity ``max_blocks * block_size``).
+        validate: check block ids and lengths against the pool (reads them: a device sync;
+            hot paths under CUDA graphs pass ``False``).
+        config: launch parameters (:class:`DecodeConfig`).
+
+    Returns:
+        ``[B, H_q, D]`` in ``q``'s dtype.
+    """
+    check_pool(pool, layout)
+    q3 = _check_query(q, layout.head_dim)
+    dev = pool.device
+    if q3.device != dev:
+        raise ValueError(f"q: expected a tensor on {dev} (the pool's), got {q3.device}")
+    b = q3.shape[0]
+    check_tensor("block_table", block_table, ndim=2, dtypes=(torch.int32,), device=dev)
+    check_tensor("seq_lens", seq_lens, ndim=1, dtypes=(torch.int32,), device=dev)
+    if block_table.shape[0] != b or seq_lens.shape[0] != b:
+        raise ValueError(
+            f"block_table/seq_lens: expected {b} rows (q's batch), got shapes "
+            f"{tuple(block_table.shape)} and {tuple(seq_lens.shape)}"
+        )
+    if block_table.stride(1) != 1:
+        raise ValueError("block_table: expected a unit stride on the last dimension")
+    _check_codebooks(rotation, k_centroids, v_centroids, layout.head_dim, layout.k_bits, layout.v_bits, dev)
+    num_blocks, block_size = pool.shape[0], pool.shape[1]
+    capacity = block_table.shape[1] * block_size
+    if max_seq_len is None:
+        max_seq_len = capacity
+    elif (
+        isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or not 0 <= max_seq_len <= capacity
+    ):
+        raise ValueError(
+            f"max_seq_len: expected an int in [0, max_blocks * block_size = {capacity}], got {max_seq_len!r}"
+        )
+    if validate:
+        check_block_tables(block_table, seq_lens, num_blocks, block_size)
+        if b and int(seq_lens.max()) > max_seq_len:
+            raise ValueError(f"seq_lens: max {int(seq_lens.max())} exceeds max_seq_len={max_seq_len}")
+
+    bpt = layout.bytes_per_token
+    flat = pool.view(-1)
+    words = pool.view(torch.float32).view(-1)
+    k_start, v_start = layout.k_offset(0), layout.v_offset(0)
+    tensors = (
+        flat[k_start:],
+        words[(k_start + layout.k_packed_bytes) // 4 :],
+        flat[v_start:],
+        words[(v_start + layout.v_packed_bytes) // 4 :],
+    )
+    page = block_size * bpt
+    strides = (
+        page,
+        bpt,
+        layout.k_record,
+        page // 4,
+        bpt // 4,
+        layout.k_record // 4,
+        page,
+        bpt,
+        layout.v_record,
+        page // 4,
+        bpt // 4,
+        layout.v_record // 4,
+    )
+    return _launch(
+        q3,
+        layout.num_kv_heads,
+        layout.k_bits,
+        layout.v_bits,
+        tensors,
+        strides,
+        rotation,
+        k_centroids,
+        v_centroids,
+        sm_scale,
+        lens=seq_lens,
+        seq_len_all=0,
+        block_table=block_table,
+        page=block_size,
+        max_len=max_seq_len,
+        num_splits=num_splits,
+        config=config,
+    )
+
+
+def _check_compressed(name: str, packed, norms, shape4: tuple | None, device) -> None:
+    check_tensor(f"{name}_packed", packed, ndim=4, dtypes=(torch.uint8,), device=device)
+    check_tensor(f"{name}_norms", norms, ndim=3, dtypes=(torch.float32,), device=device)
+    if shape4 is not None and tuple(packed.shape[:3]) != shape4[:3]:
+        raise ValueError(
+            f"{name}_packed: expected leading shape {shape4[:3]} (k_packed's), got {tuple(packed.shape)}"
+        )
+    if tuple(norms.shape) != tuple(packed.shape[:3]):
+        raise ValueError(
+            f"{name}_norms: expected shape {tuple(packed.shape[:3])} ({name}_packed's without its "
+            f"last dim), got {tuple(norms.shape)}"
+        )
+    if packed.stride(3) != 1 or any(s % 4 for s in packed.stride()[:3]) or packed.data_ptr() % 4:
+        raise ValueError(
+            f"{name}_packed: expected rows that start 4-byte aligned with contiguous bytes "
+            f"(strides {packed.stride()})"
+        )
+
+
+def _lengths(seq_len, b: int, s: int, device, validate: bool):
+    """``seq_len`` (None, int, or int32 ``[B]``) → (lens tensor or None, common length, bound)."""
+    if seq_len is None:
+        return None, s, s
+    if isinstance(seq_len, int) and not isinstance(seq_len, bool):
+        if not 0 <= seq_len <= s:
+            raise ValueError(f"seq_len: expected 0 <= seq_len <= {s} (the cache length), got {seq_len}")
+        return None, seq_len, seq_len
+    check_tensor("seq_len", seq_len, ndim=1, dtypes=(torch.int32,), device=device)
+    if seq_len.shape[0] != b:
+        raise ValueError(f"seq_len: expected {b} lengths (one per sequence), got {seq_len.shape[0]}")
+    if validate and b and not (0 <= int(seq_len.min()) and int(seq_len.max()) <= s):
+        raise ValueError(f"seq_len: expected lengths in [0, {s}] (the cache length), got {seq_len.tolist()}")
+    return seq_len, 0, s
+
+
+def tq_decode(
+    q: torch.Tensor,
+    k_packed: torch.Tensor,
+    k_norms: torch.Tensor,
+    v_packed: torch.Tensor,
+    v_norms: torch.Tensor,
+    rotation: torch.Tensor,
+    k_centroids: torch.Tensor,
+    v_centroids: torch.Tensor,
+    sm_scale: float | None = None,
+    seq_len: int | torch.Tensor | None = None,
+    *,
+    num_splits: int | None = None,
+    validate: bool = True,
+    config: DecodeConfig | None = None,
+) -> torch.Tensor:
+    """Decode attention over contiguous compressed K/V (the Hugging Face compressed cache).
+
+    Args:
+        q: ``[B, H_q, 1, D]`` or ``[B, H_q, D]`` fp16/bf16/fp32.
+        k_packed, v_packed: uint8 ``[B, H_kv, S, D*bits/8]`` (any strides with contiguous,
+            4-byte aligned rows; bits 2, 3, 4 inferred from the width).
+        k_norms, v_norms: fp32 ``[B, H_kv, S]``.
+        rotation: fp32 ``[D, D]``; k_centroids/v_centroids: fp32 ``[2**bits]``.
+        sm_scale: default ``1/sqrt(D)``.
+        seq_len: valid tokens: ``None`` (all ``S``), an int, or int32 ``[B]`` (ragged).
+        num_splits, config: as in :func:`tq_paged_decode`; validate: check a tensor
+            ``seq_len`` against ``S`` (a device sync).
+
+    Returns:
+        the shape of ``q``, in ``q``'s dtype.
+    """
+    q3 = _check_query(q)
+    dev = q3.device
+    b, h_q, d = q3.shape
+    _check_compressed("k", k_packed, k_norms, None, dev)
+    _check_compressed("v", v_packed, v_norms, tuple(k_packed.shape), dev)
+    if k_packed.shape[0] != b:
+        raise ValueError(f"k_packed: expected batch {b} (q's), got shape {tuple(k_packed.shape)}")
+    k_bits = infer_bits(k_packed, d, k_centroids, "k_packed")
+    v_bits = infer_bits(v_packed, d, v_centroids, "v_packed")
+    _check_codebooks(rotation, k_centroids, v_centroids, d, k_bits, v_bits, dev)
+    h_kv, s = k_packed.shape[1], k_packed.shape[2]
+    lens, common, bound = _lengths(seq_len, b, s, dev, validate)
+    strides = (
+        k_packed.stride(0),
+        k_packed.stride(2),
+        k_packed.stride(1),
+        k_norms.stride(0),
+        k_norms.stride(2),
+        k_norms.stride(1),
+        v_packed.stride(0),
+        v_packed.stride(2),
+        v_packed.stride(1),
+        v_norms.stride(0),
+        v_norms.stride(2),
+        v_norms.stride(1),
+    )
+    out = _launch(
+        q3,
+        h_kv,
+        k_bits,
+        v_bits,
+        (k_packed, k_norms, v_packed, v_norms),
+        strides,
+        rotation,
+        k_centroids,
+        v_centroids,
+        sm_scale,
+        lens=lens,
+        seq_len_all=common,
+        block_table=None,
+        page=1,
+        max_len=bound,
+        num_splits=num_splits,
+        config=config,
+    )
+    return out.unsqueeze(2) if q.dim() == 4 else out
+
+
+# ----------------------------------------------------------------------------- references
+
+
+def _dequantize_rotated(packed, norms, centroids, bits: int, d: int) -> torch.Tensor:
+    """``norms * c[idx]``, fp32 ``[..., d]`` (an empty cache gives an empty tensor)."""
+    if packed.numel() == 0:
+        return torch.zeros(*packed.shape[:-1], d, device=packed.device)
+    return centroids[unpack_indices(packed, bits, d).long()] * norms.unsqueeze(-1)
+
+
+def tq_decode_reference(
+    q: torch.Tensor,
+    k_packed: torch.Tensor,
+    k_norms: torch.Tensor,
+    v_packed: torch.Tensor,
+    v_norms: torch.Tensor,
+    rotation: torch.Tensor,
+    k_centroids: torch.Tensor,
+    v_centroids: torch.Tensor,
+    sm_scale: float | None = None,
+    seq_len: int | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Plain-torch :func:`tq_decode`: dequantize in the rotated space, fp32 softmax attention
+    with the rotated query, rotate the output back. Same arguments and result."""
+    q3 = _check_query(q)
+    b, h_q, d = q3.shape
+    k_bits = infer_bits(k_packed, d, k_centroids, "k_packed")
+    v_bits = infer_bits(v_packed, d, v_centroids, "v_packed")
+    h_kv, s = k_packed.shape[1], k_packed.shape[2]
+    k = _dequantize_rotated(k_packed, k_norms, k_centroids, k_bits, d)
+    v = _dequantize_rotated(v_packed, v_norms, v_centroids, v_bits, d)
+    k = k.repeat_interleave(h_q // h_kv, dim=1)  # [B, H_q, S, D]
+    v = v.repeat_interleave(h_q // h_kv, dim=1)
+    q_rot = q3.float() @ rotation.T
+    scores = torch.einsum("bhd,bhsd->bhs", q_rot, k) * _scale(sm_scale, d)
+    if seq_len is None:
+        lens = torch.full((b,), s, device=q3.device)
+    elif isinstance(seq_len, int):
+        lens = torch.full((b,), seq_len, device=q3.device)
+    else:
+        lens = seq_len.to(q3.device)
+    keep = torch.arange(s, device=q3.device)[None, :] < lens[:, None].long()  # [B, S]
+    scores = scores.masked_fill(~keep[:, None, :], float("-inf"))
+    p = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # empty sequence → zero output
+    out = torch.einsum("bhs,bhsd->bhd", p, v) @ rotation
+    out = out.to(q3.dtype)
+    return out.unsqueeze(2) if q.dim() == 4 else out
+
+
+def tq_paged_decode_reference(
+    q: torch.Tensor,
+    pool: torch.Tensor,
+    layout: PagedKVLayout,
+    block_table: torch.Tensor,
+    seq_lens: torch.Tensor,
+    rotation: torch.Tensor,
+    k_centroids: torch.Tensor,
+    v_centroids: torch.Tensor,
+    sm_scale: float | None = None,
+) -> torch.Tensor:
+    """Plain-torch :func:`tq_paged_decode`: gather each sequence's records through its block
+    table, then :func:`tq_decode_reference`. Same arguments and result."""
+    check_pool(pool, layout)
+    check_block_tables(block_table, seq_lens, pool.shape[0], pool.shape[1])
+    outs = []
+    for i in range(q.shape[0]):
+        n = int(seq_lens[i])
+        kp, kn, vp, vn = read_slots(pool, layout, sequence_slots(block_table[i], n, pool.shape[1]))
+        to4 = lambda x: x.transpose(0, 1).unsqueeze(0)  # [L, H, ...] → [1, H, L, ...]
+        outs.append(
+            tq_decode_reference(
+                q[i : i + 1], to4(kp), to4(kn), to4(vp), to4(vn), rotation, k_centroids, v_centroids, sm_scale
+            )
+        )
+    return torch.cat(outs)

@@ -45,7 +45,9 @@ try:  # ZeroGPU: `spaces` must be imported before torch initialises CUDA.
     import spaces
 
     gpu_task = spaces.GPU(duration=180)
+    ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
 except ImportError:
+    ZERO_GPU = False
 
     def gpu_task(fn):
         return fn
@@ -58,8 +60,10 @@ import torch  # noqa: E402
 from turboquant import benchmark, storage  # noqa: E402
 from turboquant.video import probe_video  # noqa: E402
 
-# Without a GPU the fused mode runs the Triton kernels in Triton's interpreter (before triton loads).
-benchmark.enable_triton_interpreter_without_cuda()
+# Without a GPU the fused mode runs the Triton kernels in Triton's interpreter (before triton
+# loads). On ZeroGPU no CUDA is visible at start-up, but the GPU arrives inside gpu_task calls.
+if not ZERO_GPU:
+    benchmark.enable_triton_interpreter_without_cuda()
 
 log = logging.getLogger("turboquant.space")
 

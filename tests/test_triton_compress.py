@@ -1,0 +1,198 @@
+"""tq4_compress / tq4_decompress against TurboQuantMSE and their plain-torch references.
+
+CPU runs use Triton's interpreter (TRITON_INTERPRET=1); with CUDA the same tests run the
+compiled kernels.
+"""
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from turboquant.quantizer import TurboQuantMSE  # noqa: E402
+from turboquant.triton.compress import (  # noqa: E402
+    tq4_compress,
+    tq4_compress_reference,
+    tq4_decompress,
+    tq4_decompress_reference,
+)
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _quantizer(d, bits):
+    return TurboQuantMSE(d, bits).to(DEVICE)
+
+
+def _assert_indices_match(q, x, packed, norms):
+    """Indices equal TurboQuantMSE's except where the rotated coordinate is within fp32
+    rounding (1e-5 of a unit vector) of a boundary."""
+    ref_packed, ref_norms = q.quantize_packed(x)
+    torch.testing.assert_close(norms, ref_norms, rtol=1e-5, atol=1e-6)
+    idx, ref_idx = q.unpack(packed), q.unpack(ref_packed)
+    bad = idx != ref_idx
+    if bad.any():
+        x32 = x.float()
+        y = (x32 / ref_norms.clamp_min(1e-30).unsqueeze(-1)) @ q.rotation.T
+        gap = (y[bad].unsqueeze(-1) - q.boundaries).abs().min(-1).values
+        assert gap.max().item() < 1e-5, f"index mismatch far from a boundary: gap {gap.max().item()}"
+        assert (idx.long() - ref_idx.long()).abs().max().item() == 1
+    assert bad.float().mean().item() < 1e-3
+
+
+@pytest.mark.parametrize("d", [64, 96, 128, 256])
+@pytest.mark.parametrize("bits", [2, 3, 4])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_compress_matches_quantizer(d, bits, dtype):
+    torch.manual_seed(d * 10 + bits)
+    q = _quantizer(d, bits)
+    x = (torch.randn(3, 5, d, device=DEVICE) * 3).to(dtype)
+    x[0, 0] = 0  # zero vector: norm 0, reconstructs to zero
+    packed, norms = tq4_compress(x, q.rotation, q.boundaries, bits=bits)
+    assert packed.shape == (3, 5, d * bits // 8) and packed.dtype == torch.uint8
+    assert norms.shape == (3, 5) and norms.dtype == torch.float32
+    _assert_indices_match(q, x, packed, norms)
+    assert norms[0, 0].item() == 0.0
+    ref_packed, ref_norms = tq4_compress_reference(x, q.rotation, q.boundaries, bits=bits)
+    torch.testing.assert_close(norms, ref_norms, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(7, 128), (2, 3, 1, 128), (128,)])
+def test_compress_any_leading_shape(shape):
+    q = _quantizer(128, 4)
+    x = torch.randn(shape, device=DEVICE, dtype=torch.float16)
+    packed, norms = tq4_compress(x, q.rotation, q.boundaries, bits=4)
+    assert packed.shape == shape[:-1] + (64,) and norms.shape == shape[:-1]
+    _assert_indices_match(q, x, packed, norms)
+
+
+def test_compress_strided_input_and_out_buffers():
+    q = _quantizer(64, 3)
+    base = torch.randn(6, 4, 2, 64, device=DEVICE, dtype=torch.bfloat16)
+    x = base[:, :, 1]  # [6, 4, 64], non-contiguous
+    out_p = torch.full((6, 4, 24), 7, dtype=torch.uint8, device=DEVICE)
+    out_n = torch.full((6, 4), -1.0, device=DEVICE)
+    packed, norms = tq4_compress(x, q.rotation, q.boundaries, bits=3, out_packed=out_p, out_norms=out_n)
+    assert packed.data_ptr() == out_p.data_ptr() and norms.data_ptr() == out_n.data_ptr()
+    _assert_indices_match(q, x, out_p, out_n)
+
+
+@pytest.mark.parametrize("k_bits,v_bits", [(4, 4), (3, 2)])
+def test_compress_slot_mapping_into_paged_pool(k_bits, v_bits):
+    """Write K and V records through strided views of one uint8 pool (the paged layout of
+    docs/ARCHITECTURE.md); negative slots are skipped and other slots stay untouched."""
+    d, h, block_size, num_blocks = 64, 2, 4, 3
+    qk, qv = _quantizer(d, k_bits), _quantizer(d, v_bits)
+    k_rec, v_rec = d * k_bits // 8 + 4, d * v_bits // 8 + 4
+    bpt = h * (k_rec + v_rec)
+    pool = torch.full((num_blocks, block_size, bpt), 0xAB, dtype=torch.uint8, device=DEVICE)
+    flat = pool.view(-1, bpt)
+    flat32 = flat.view(torch.float32)
+
+    def views(offset, rec, nbytes):
+        packed = flat[:, offset : offset + h * rec].view(-1, h, rec)[:, :, :nbytes]
+        norms = flat32[:, offset // 4 : (offset + h * rec) // 4].view(-1, h, rec // 4)[:, :, nbytes // 4]
+        return packed, norms
+
+    kp_view, kn_view = views(0, k_rec, k_rec - 4)
+    vp_view, vn_view = views(h * k_rec, v_rec, v_rec - 4)
+    slots = torch.tensor([5, -1, 0, 11, 2], dtype=torch.int64, device=DEVICE)
+    k = torch.randn(5, h, d, device=DEVICE, dtype=torch.float16)
+    v = torch.randn(5, h, d, device=DEVICE, dtype=torch.float16)
+    tq4_compress(
+        k, qk.rotation, qk.boundaries, bits=k_bits, out_packed=kp_view, out_norms=kn_view, slot_mapping=slots
+    )
+    tq4_compress(
+        v, qv.rotation, qv.boundaries, bits=v_bits, out_packed=vp_view, out_norms=vn_view, slot_mapping=slots
+    )
+    used = slots >= 0
+    _assert_indices_match(qk, k[used], kp_view[slots[used]], kn_view[slots[used]])
+    _assert_indices_match(qv, v[used], vp_view[slots[used]], vn_view[slots[used]])
+    untouched = torch.ones(num_blocks * block_size, dtype=torch.bool, device=DEVICE)
+    untouched[slots[used]] = False
+    assert (flat[untouched] == 0xAB).all()
+
+
+@pytest.mark.parametrize("d", [64, 96, 128, 256])
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_decompress_matches_reference(d, bits):
+    torch.manual_seed(bits)
+    q = _quantizer(d, bits)
+    packed, norms = q.quantize_packed(torch.randn(2, 3, 9, d, device=DEVICE) * 2)
+    out = tq4_decompress(packed, norms, q.centroids, head_dim=d, dtype=torch.float32)
+    torch.testing.assert_close(out, q.dequantize_rotated_packed(packed, norms), rtol=0, atol=0)
+    ref32 = tq4_decompress_reference(packed, norms, q.centroids, head_dim=d, dtype=torch.float32)
+    for dtype in (torch.float16, torch.bfloat16):
+        out = tq4_decompress(packed, norms.unsqueeze(-1), q.centroids, head_dim=d, dtype=dtype)
+        assert out.dtype == dtype
+        # one rounding to the output dtype (the interpreter truncates, GPUs round to nearest)
+        torch.testing.assert_close(out.float(), ref32, rtol=torch.finfo(dtype).eps, atol=1e-6)
+
+
+def test_decompress_into_out_buffer_roundtrip():
+    q = _quantizer(128, 4)
+    x = torch.randn(4, 8, 128, device=DEVICE, dtype=torch.bfloat16)
+    packed, norms = tq4_compress(x, q.rotation, q.boundaries, bits=4)
+    out = torch.empty(4, 8, 128, device=DEVICE, dtype=torch.bfloat16)
+    assert tq4_decompress(packed, norms, q.centroids, head_dim=128, dtype=torch.bfloat16, out=out) is out
+    # rotated back, the reconstruction has the 4-bit TurboQuant error (~0.0093 of ||x||^2)
+    err = ((out.float() @ q.rotation) - x.float()).pow(2).sum(-1) / x.float().pow(2).sum(-1)
+    assert 0.005 < err.mean().item() < 0.015
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_compress_rejects_bad_input():
+    q = _quantizer(128, 4)
+    x = torch.randn(2, 128, device=DEVICE)
+    with pytest.raises(TypeError, match="float16"):
+        tq4_compress(x.to(torch.int32), q.rotation, q.boundaries)
+    with pytest.raises(ValueError, match="64, 96, 128, 256"):
+        tq4_compress(torch.randn(2, 80, device=DEVICE), q.rotation, q.boundaries)
+    with pytest.raises(ValueError, match="2, 3, 4"):
+        tq4_compress(x, q.rotation, q.boundaries, bits=5)
+    with pytest.raises(ValueError, match="15 entries"):
+        tq4_compress(x, q.rotation, q.boundaries[:7], bits=4)
+    with pytest.raises(ValueError, match=r"\(128, 128\)"):
+        tq4_compress(x, q.rotation[:64, :64], q.boundaries)
+    with pytest.raises(ValueError, match="expected a tensor on"):
+        tq4_compress(x, q.rotation.to("meta"), q.boundaries)
+    with pytest.raises(TypeError, match="int64"):
+        tq4_compress(
+            x.view(2, 1, 128),
+            q.rotation,
+            q.boundaries,
+            slot_mapping=torch.zeros(2, dtype=torch.int32, device=DEVICE),
+        )
+    with pytest.raises(ValueError, match="out_packed"):
+        tq4_compress(
+            x.view(2, 1, 128),
+            q.rotation,
+            q.boundaries,
+            slot_mapping=torch.zeros(2, dtype=torch.int64, device=DEVICE),
+        )
+    with pytest.raises(ValueError, match="out_packed/out_norms"):
+        tq4_compress(
+            x, q.rotation, q.boundaries, out_packed=torch.empty(2, 32, dtype=torch.uint8, device=DEVICE)
+        )
+
+
+def test_decompress_rejects_bad_input():
+    q = _quantizer(128, 4)
+    packed, norms = q.quantize_packed(torch.randn(3, 128, device=DEVICE))
+    with pytest.raises(ValueError, match="64, 96, 128, 256"):
+        tq4_decompress(packed, norms, q.centroids, head_dim=80)
+    with pytest.raises(ValueError, match="16 centroids"):
+        tq4_decompress(packed, norms, q.centroids[:8], head_dim=128)
+    with pytest.raises(ValueError, match="head_dim\\*bits/8"):
+        tq4_decompress(packed[:, :40], norms, q.centroids, head_dim=128)
+    with pytest.raises(TypeError, match="uint8"):
+        tq4_decompress(packed.to(torch.int16), norms, q.centroids, head_dim=128)
+    with pytest.raises(ValueError, match="norms: expected shape"):
+        tq4_decompress(packed, norms[:2], q.centroids, head_dim=128)
+    with pytest.raises(TypeError, match="dtype"):
+        tq4_decompress(packed, norms, q.centroids, head_dim=128, dtype=torch.int8)

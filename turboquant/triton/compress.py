@@ -1,0 +1,512 @@
+"""Fused TurboQuant compress / decompress kernels.
+
+``tq4_compress``: one kernel reads ``x [..., D]`` (fp16/bf16/fp32), computes the fp32 norm,
+rotates (``y = x @ Pi.T / ||x||``), buckets every coordinate against the Lloyd-Max boundaries
+and writes the bit-packed indices (layout of docs/ARCHITECTURE.md) and the fp32 norm.
+``tq4_decompress``: unpack + centroid gather + norm scale, in the rotated space (no inverse
+rotation; attention kernels work there).
+
+Rotation precision: the rotation runs on tensor cores in fp16 with fp32 accumulation, with
+``Pi`` split into two fp16 pieces (``Pi ≈ P0 + P1 / 2**11``, ~22 bits); bf16 input is first
+scaled per row by a power of two into fp16 exactly (rotation and bucketing are scale-free),
+fp32 input uses a 3xTF32 dot. That reproduces the fp32 rotation to ~1e-7, so indices differ
+from ``TurboQuantMSE`` only where a rotated coordinate lies within fp32 rounding of a boundary.
+
+Packing inside the kernel: index ``j`` is shifted to bit ``(j % g) * bits`` of its group of
+``g = 8 / gcd(bits, 8)`` indices, and a sum over the group (disjoint bits) gives the group's
+``g * bits / 8`` bytes (layout of docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from ..validation import check_bits, check_head_dim, check_tensor
+
+SUPPORTED_HEAD_DIMS = (64, 96, 128, 256)
+SUPPORTED_BITS = (2, 3, 4)
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+# Triton's interpreter (3.9) computes tl.dot on bf16 operands wrongly: `dot` upcasts there.
+_INTERPRET_DOT = tl.constexpr(INTERPRET)
+
+# dtype code of the kernel input (selects the rotation-split scheme)
+_IN_KIND = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+
+# Autotune configs, in one place. The interpreter gets one config (tests stay fast).
+if INTERPRET:
+    COMPRESS_CONFIGS = [triton.Config({"BLOCK_R": 16}, num_warps=4)]
+    DECOMPRESS_CONFIGS = [triton.Config({"BLOCK_R": 16}, num_warps=4)]
+else:
+    COMPRESS_CONFIGS = [
+        triton.Config({"BLOCK_R": r}, num_warps=w, num_stages=st)
+        for r, w, st in [
+            (32, 4, 1),  # first: the only config for small writes (fits every head_dim/dtype)
+            (64, 4, 2),
+            (64, 4, 1),
+            (128, 8, 2),
+            (128, 8, 1),
+            (128, 16, 1),
+            (256, 16, 1),
+        ]
+    ]
+    DECOMPRESS_CONFIGS = [triton.Config({"BLOCK_R": r}, num_warps=w) for r, w in [(64, 4), (128, 8)]]
+
+
+def group_size(bits: int) -> tuple[int, int]:
+    """Indices per packing group and bytes per group: (2, 1) for 4 bits, (4, 1) for 2, (8, 3) for 3."""
+    g = {2: 4, 3: 8, 4: 2}[bits]
+    return g, g * bits // 8
+
+
+def infer_bits(packed: torch.Tensor, head_dim: int, centroids: torch.Tensor, name: str = "packed") -> int:
+    """Bit width of a packed tensor: ``packed.shape[-1] * 8 // head_dim``, checked against
+    the codebook size (``2**bits`` centroids) and the supported widths (2, 3, 4)."""
+    nbytes = packed.shape[-1]
+    bits = nbytes * 8 // head_dim
+    if bits not in SUPPORTED_BITS or nbytes * 8 != bits * head_dim:
+        raise ValueError(
+            f"{name}: last dimension {nbytes} is not head_dim*bits/8 for head_dim {head_dim} and "
+            f"bits in {SUPPORTED_BITS} (expected one of "
+            f"{[head_dim * b // 8 for b in SUPPORTED_BITS]})"
+        )
+    if centroids.numel() != 2**bits:
+        raise ValueError(
+            f"{name}: packed width {nbytes} bytes means {bits}-bit indices, which need "
+            f"{2**bits} centroids, got {centroids.numel()}"
+        )
+    return bits
+
+
+@triton.jit
+def load_indices(row_ptr, d, mask, BITS: tl.constexpr):
+    """Unpack ``BITS``-bit indices of coordinates ``d`` from packed rows starting at ``row_ptr``
+    (uint8 pointers, broadcast against ``d``; bytes contiguous; ``mask`` may be None).
+    Returns int32 indices."""
+    bit = d * BITS
+    byte = bit // 8
+    shift = bit % 8
+    if mask is None:
+        word = tl.load(row_ptr + byte).to(tl.int32)
+        straddles = shift > 5
+    else:
+        word = tl.load(row_ptr + byte, mask=mask, other=0).to(tl.int32)
+        straddles = (shift > 5) & mask
+    if BITS == 3:  # an index may straddle two bytes
+        hi = tl.load(row_ptr + byte + 1, mask=straddles, other=0).to(tl.int32)
+        word = word | (hi << 8)
+    return (word >> shift) & ((1 << BITS) - 1)
+
+
+@triton.jit
+def dot(a, b, acc=None):
+    """``tl.dot`` with fp32 accumulation; under the interpreter, 16-bit operands go through fp32."""
+    if _INTERPRET_DOT:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
+    return tl.dot(a, b, acc)
+
+
+@triton.jit
+def _rotate(xd, pit, IN_KIND: tl.constexpr):
+    """``xd @ pit`` in fp32 for an fp32 ``(BLOCK_D, CHUNK)`` tile ``pit`` of ``Pi.T``.
+
+    fp16 operands (IN_KIND 1, 2): ``pit`` is split into two fp16 pieces (the second scaled by
+    2**11, clear of subnormals), each product exact in fp32: ~22 bits of ``Pi``. fp32 input
+    (IN_KIND 0): one 3xTF32 dot, fp32-accurate."""
+    if IN_KIND == 0:
+        y = tl.dot(xd, pit, input_precision="tf32x3")
+    else:
+        p0 = pit.to(tl.float16)
+        p1 = ((pit - p0.to(tl.float32)) * 2048.0).to(tl.float16)
+        y = dot(xd, p0) + dot(xd, p1) * (1.0 / 2048.0)
+    return y
+
+
+def _prune_compress(configs, named_args, **kwargs):
+    # small writes (decode steps, tests) take the first config: no tuning launches for them
+    return configs if {**named_args, **kwargs}["LARGE"] else configs[:1]
+
+
+@triton.autotune(
+    configs=COMPRESS_CONFIGS,
+    key=["D", "BITS", "IN_KIND", "LARGE"],
+    prune_configs_by={"early_config_prune": _prune_compress},
+)
+@triton.jit
+def _compress_kernel(
+    x_ptr,
+    rot_ptr,
+    bnd_ptr,
+    packed_ptr,
+    norms_ptr,
+    slot_ptr,
+    n_rows,
+    H,
+    sx_t,
+    sx_h,
+    sx_d,
+    sp_t,
+    sp_h,
+    sp_b,
+    sn_t,
+    sn_h,
+    LARGE,
+    D: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    CHUNK: tl.constexpr,
+    BITS: tl.constexpr,
+    GSIZE: tl.constexpr,
+    GBYTES: tl.constexpr,
+    IN_KIND: tl.constexpr,
+    HAS_SLOTS: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+):
+    # Persistent grid: each program walks row blocks, so the next block's loads overlap this
+    # block's math (software pipelining) and the Pi tiles are loaded once per program.
+    n_blocks = tl.cdiv(n_rows, BLOCK_R)
+    for blk in tl.range(tl.program_id(0), n_blocks, tl.num_programs(0)):
+        rows = blk * BLOCK_R + tl.arange(0, BLOCK_R)
+        row_ok = rows < n_rows
+        t = (rows // H).to(tl.int64)
+        h = rows % H
+        offs_k = tl.arange(0, BLOCK_D)
+        x = tl.load(
+            x_ptr + t[:, None] * sx_t + h[:, None] * sx_h + offs_k[None, :] * sx_d,
+            mask=row_ok[:, None] & (offs_k[None, :] < D),
+            other=0.0,
+        )
+        xf = x.to(tl.float32)
+        if IN_KIND == 2:
+            # bf16 -> fp16 exactly: scale each row by a power of two so that max|x| is in [1, 2)
+            # (8 mantissa bits fit in fp16's 11). Rotation and bucketing are scale-invariant.
+            amax = tl.max(tl.abs(xf), axis=1)
+            ebits = tl.minimum(tl.maximum((amax.to(tl.int32, bitcast=True) >> 23) & 0xFF, 1), 253)
+            scale = ((254 - ebits) << 23).to(tl.float32, bitcast=True)
+            xf = xf * scale[:, None]
+            xd = xf.to(tl.float16)
+        elif IN_KIND == 1:
+            xd = x
+        else:
+            xd = xf
+        norm_s = tl.sqrt(tl.sum(xf * xf, axis=1))
+        inv = 1.0 / tl.maximum(norm_s, 1.1754943508222875e-38)  # zero vector -> y = 0, like the reference
+        norm = norm_s
+        if IN_KIND == 2:
+            norm = norm_s / scale
+
+        if HAS_SLOTS:
+            t_out = tl.load(slot_ptr + t, mask=row_ok, other=-1)
+            row_ok = row_ok & (t_out >= 0)
+        else:
+            t_out = t
+        out_row = packed_ptr + t_out * sp_t + h * sp_h
+        tl.store(norms_ptr + t_out * sn_t + h * sn_h, norm, mask=row_ok)
+
+        NG: tl.constexpr = CHUNK // GSIZE  # packing groups per chunk
+        for c0 in tl.static_range(0, D, CHUNK):
+            cols = c0 + tl.arange(0, CHUNK)
+            pit = tl.load(
+                rot_ptr + cols[None, :] * D + offs_k[:, None],
+                mask=(cols[None, :] < D) & (offs_k[:, None] < D),
+                other=0.0,
+            )
+            y = _rotate(xd, pit, IN_KIND) * inv[:, None]
+            # torch.bucketize(y, boundaries): number of boundaries strictly below y
+            idx = tl.zeros((BLOCK_R, CHUNK), dtype=tl.int32)
+            for i in tl.static_range((1 << BITS) - 1):
+                idx += (y > tl.load(bnd_ptr + i)).to(tl.int32)
+            # little-endian bit stream: a group of GSIZE indices is one word (bit ranges disjoint)
+            shifted = idx << ((cols % GSIZE) * BITS)[None, :]
+            word = tl.sum(tl.reshape(shifted, (BLOCK_R, NG, GSIZE)), axis=2)
+            grp = c0 // GSIZE + tl.arange(0, NG)
+            ok = row_ok[:, None] & (grp[None, :] * GSIZE < D)
+            for k in tl.static_range(GBYTES):
+                tl.store(
+                    out_row[:, None] + (grp[None, :] * GBYTES + k) * sp_b,
+                    ((word >> (8 * k)) & 0xFF).to(tl.uint8),
+                    mask=ok,
+                )
+
+
+@functools.cache
+def _max_programs(device: torch.device) -> int:
+    """Programs of a persistent grid: a few per multiprocessor (any number under the interpreter)."""
+    if device.type != "cuda":
+        return 1 << 30
+    return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _validate_codebook_vec(name: str, t: object, n: int, device: torch.device) -> torch.Tensor:
+    check_tensor(name, t, ndim=1, dtypes=(torch.float32,), device=device)
+    if t.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} entries, got {t.shape[0]}")
+    return t.contiguous()
+
+
+def _check_rotation(rotation: object, d: int, device: torch.device) -> torch.Tensor:
+    check_tensor("rotation", rotation, ndim=2, dtypes=(torch.float32,), device=device)
+    if tuple(rotation.shape) != (d, d):
+        raise ValueError(f"rotation: expected shape ({d}, {d}), got {tuple(rotation.shape)}")
+    return rotation.contiguous()
+
+
+def tq4_compress(
+    x: torch.Tensor,
+    rotation: torch.Tensor,
+    boundaries: torch.Tensor,
+    *,
+    bits: int = 4,
+    out_packed: torch.Tensor | None = None,
+    out_norms: torch.Tensor | None = None,
+    slot_mapping: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused TurboQuant compress: norm + rotate + quantize + pack, one kernel.
+
+    Args:
+        x: ``[..., D]`` fp16/bf16/fp32, ``D`` in (64, 96, 128, 256); any strides when 3-D.
+        rotation: fp32 ``(D, D)`` ``Pi`` (``y = x @ Pi.T``).
+        boundaries: fp32 ``(2**bits - 1,)`` sorted Lloyd-Max boundaries.
+        bits: 2, 3 or 4.
+        out_packed, out_norms: optional outputs. Without ``slot_mapping``: shapes
+            ``[..., D*bits/8]`` uint8 and ``[...]`` fp32 (as returned). With
+            ``slot_mapping``: 3-D views ``[T_out, H, D*bits/8]`` and ``[T_out, H]`` (any
+            strides, e.g. into a paged pool), required.
+        slot_mapping: optional int64 ``[T]`` for ``x`` of shape ``[T, H, D]``: input row ``t``
+            goes to output row ``slot_mapping[t]``; negative entries are skipped. Entries must
+            be ``< T_out`` (not checked: that would need a device sync).
+
+    Returns:
+        ``(packed, norms)``: uint8 ``[..., D*bits/8]`` and fp32 ``[...]`` (the ``out_*``
+        tensors when given).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    check_tensor("x", x, dtypes=tuple(_IN_KIND))
+    if x.dim() < 1:
+        raise ValueError("x: expected a tensor of rank >= 1, got a scalar")
+    d = check_head_dim(x.shape[-1], SUPPORTED_HEAD_DIMS, name="x.shape[-1] (head_dim)")
+    check_bits("bits", bits, SUPPORTED_BITS)
+    dev = x.device
+    rotation = _check_rotation(rotation, d, dev)
+    boundaries = _validate_codebook_vec("boundaries", boundaries, 2**bits - 1, dev)
+    nbytes = d * bits // 8
+
+    if slot_mapping is not None:
+        check_tensor("slot_mapping", slot_mapping, ndim=1, dtypes=(torch.int64,), device=dev)
+        if x.dim() != 3 or x.shape[0] != slot_mapping.shape[0]:
+            raise ValueError(
+                f"x: with slot_mapping of shape {tuple(slot_mapping.shape)} expected x of shape "
+                f"[T={slot_mapping.shape[0]}, H, D], got {tuple(x.shape)}"
+            )
+        if out_packed is None or out_norms is None:
+            raise ValueError("slot_mapping needs out_packed [T_out, H, nbytes] and out_norms [T_out, H]")
+        check_tensor("out_packed", out_packed, ndim=3, dtypes=(torch.uint8,), device=dev)
+        check_tensor("out_norms", out_norms, ndim=2, dtypes=(torch.float32,), device=dev)
+        h = x.shape[1]
+        if tuple(out_packed.shape[1:]) != (h, nbytes) or tuple(out_norms.shape) != tuple(
+            out_packed.shape[:2]
+        ):
+            raise ValueError(
+                f"out_packed/out_norms: expected shapes [T_out, {h}, {nbytes}] and [T_out, {h}], "
+                f"got {tuple(out_packed.shape)} and {tuple(out_norms.shape)}"
+            )
+        x3, p3, n3 = x, out_packed, out_norms
+        result = (out_packed, out_norms)
+    else:
+        lead = tuple(x.shape[:-1])
+        if out_packed is None:
+            out_packed = torch.empty(*lead, nbytes, dtype=torch.uint8, device=dev)
+        if out_norms is None:
+            out_norms = torch.empty(lead, dtype=torch.float32, device=dev)
+        check_tensor("out_packed", out_packed, dtypes=(torch.uint8,), device=dev)
+        check_tensor("out_norms", out_norms, dtypes=(torch.float32,), device=dev)
+        if tuple(out_packed.shape) != lead + (nbytes,) or tuple(out_norms.shape) != lead:
+            raise ValueError(
+                f"out_packed/out_norms: expected shapes {lead + (nbytes,)} and {lead}, got "
+                f"{tuple(out_packed.shape)} and {tuple(out_norms.shape)}"
+            )
+        result = (out_packed, out_norms)
+        if x.dim() == 3:
+            x3, p3, n3 = x, out_packed, out_norms
+        else:
+            try:
+                x3 = x.reshape(-1, 1, d)
+                p3 = out_packed.view(-1, 1, nbytes)
+                n3 = out_norms.view(-1, 1)
+            except RuntimeError as err:
+                raise ValueError(
+                    f"out_packed/out_norms: need strides that allow a flat view ({err})"
+                ) from err
+
+    n_rows = x3.shape[0] * x3.shape[1]
+    if n_rows == 0:
+        return result
+    gsize, gbytes = group_size(bits)
+    block_d = triton.next_power_of_2(d)
+    grid = lambda meta: (min(triton.cdiv(n_rows, meta["BLOCK_R"]), _max_programs(dev)),)  # noqa: E731
+    _compress_kernel[grid](
+        x3,
+        rotation,
+        boundaries,
+        p3,
+        n3,
+        slot_mapping if slot_mapping is not None else n3,
+        n_rows,
+        x3.shape[1],
+        x3.stride(0),
+        x3.stride(1),
+        x3.stride(2),
+        p3.stride(0),
+        p3.stride(1),
+        p3.stride(2),
+        n3.stride(0),
+        n3.stride(1),
+        n_rows >= 65536,  # autotune bucket
+        D=d,
+        BLOCK_D=block_d,
+        CHUNK=min(block_d, 16384 // block_d),  # output columns per dot: Pi tiles of <= 64 KB
+        BITS=bits,
+        GSIZE=gsize,
+        GBYTES=gbytes,
+        IN_KIND=_IN_KIND[x.dtype],
+        HAS_SLOTS=slot_mapping is not None,
+    )
+    return result
+
+
+def tq4_compress_reference(
+    x: torch.Tensor, rotation: torch.Tensor, boundaries: torch.Tensor, *, bits: int = 4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain-torch :func:`tq4_compress` (the spec): same math as ``TurboQuantMSE.quantize_packed``."""
+    from ..packing import pack_indices
+
+    x32 = x.float()
+    norms = torch.linalg.vector_norm(x32, dim=-1)
+    unit = x32 / norms.clamp_min(torch.finfo(torch.float32).tiny).unsqueeze(-1)
+    idx = torch.bucketize(unit @ rotation.T, boundaries).to(torch.uint8)
+    return pack_indices(idx, bits), norms
+
+
+@triton.autotune(configs=DECOMPRESS_CONFIGS, key=["D", "BITS"])
+@triton.jit
+def _decompress_kernel(
+    packed_ptr,
+    norms_ptr,
+    cent_ptr,
+    out_ptr,
+    n_rows,
+    sp_r,
+    sn_r,
+    so_r,
+    D: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BITS: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask = (rows[:, None] < n_rows) & (offs_d[None, :] < D)
+    idx = load_indices(packed_ptr + rows[:, None].to(tl.int64) * sp_r, offs_d[None, :], mask, BITS)
+    norm = tl.load(norms_ptr + rows.to(tl.int64) * sn_r, mask=rows < n_rows, other=0.0)
+    y = tl.load(cent_ptr + idx) * norm[:, None]
+    tl.store(
+        out_ptr + rows[:, None].to(tl.int64) * so_r + offs_d[None, :],
+        y.to(out_ptr.dtype.element_ty),
+        mask=mask,
+    )
+
+
+def tq4_decompress(
+    packed: torch.Tensor,
+    norms: torch.Tensor,
+    centroids: torch.Tensor,
+    *,
+    head_dim: int,
+    dtype: torch.dtype = torch.float16,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Fused unpack + centroid gather + norm scale, in the rotated space (no inverse rotation).
+
+    Args:
+        packed: uint8 ``[..., head_dim*bits/8]`` (bits 2, 3, 4 inferred from the width).
+        norms: fp32 ``[...]`` (or ``[..., 1]``).
+        centroids: fp32 ``(2**bits,)``.
+        head_dim: 64, 96, 128 or 256.
+        dtype: output dtype (fp16, bf16, fp32).
+        out: optional ``[..., head_dim]`` output of ``dtype`` with a flat row view.
+
+    Returns:
+        ``norms * centroids[idx]`` of shape ``[..., head_dim]``.
+    """
+    check_head_dim(head_dim, SUPPORTED_HEAD_DIMS)
+    check_tensor("packed", packed, dtypes=(torch.uint8,))
+    if packed.dim() < 1:
+        raise ValueError("packed: expected a tensor of rank >= 1, got a scalar")
+    dev = packed.device
+    check_tensor("norms", norms, dtypes=(torch.float32,), device=dev)
+    check_tensor("centroids", centroids, ndim=1, dtypes=(torch.float32,), device=dev)
+    bits = infer_bits(packed, head_dim, centroids)
+    if dtype not in _IN_KIND:
+        raise TypeError(f"dtype: expected one of (float16, bfloat16, float32), got {dtype}")
+    lead = tuple(packed.shape[:-1])
+    if tuple(norms.shape) == lead + (1,):
+        norms = norms.squeeze(-1)
+    if tuple(norms.shape) != lead:
+        raise ValueError(
+            f"norms: expected shape {lead} (packed without its last dim), got {tuple(norms.shape)}"
+        )
+    if out is None:
+        out = torch.empty(*lead, head_dim, dtype=dtype, device=dev)
+    check_tensor("out", out, dtypes=(dtype,), device=dev)
+    if tuple(out.shape) != lead + (head_dim,):
+        raise ValueError(f"out: expected shape {lead + (head_dim,)}, got {tuple(out.shape)}")
+    p2 = packed.reshape(-1, packed.shape[-1])
+    if p2.stride(-1) != 1:
+        p2 = p2.contiguous()
+    n1 = norms.reshape(-1)
+    try:
+        o2 = out.view(-1, head_dim)
+    except RuntimeError as err:
+        raise ValueError(f"out: needs strides that allow a flat [-1, {head_dim}] view ({err})") from err
+    if o2.stride(-1) != 1:
+        raise ValueError("out: the last dimension must be contiguous")
+    n_rows = p2.shape[0]
+    if n_rows == 0:
+        return out
+    grid = lambda meta: (triton.cdiv(n_rows, meta["BLOCK_R"]),)  # noqa: E731
+    _decompress_kernel[grid](
+        p2,
+        n1,
+        centroids.contiguous(),
+        o2,
+        n_rows,
+        p2.stride(0),
+        n1.stride(0),
+        o2.stride(0),
+        D=head_dim,
+        BLOCK_D=triton.next_power_of_2(head_dim),
+        BITS=bits,
+    )
+    return out
+
+
+def tq4_decompress_reference(
+    packed: torch.Tensor,
+    norms: torch.Tensor,
+    centroids: torch.Tensor,
+    *,
+    head_dim: int,
+    dtype: torch.dtype = torch.float16,
+) -> torch.Tensor:
+    """Plain-torch :func:`tq4_decompress`: ``norms * centroids[unpack(packed)]`` in ``dtype``."""
+    from ..packing import unpack_indices
+
+    bits = packed.shape[-1] * 8 // head_dim
+    if norms.dim() == packed.dim():
+        norms = norms.squeeze(-1)
+    idx = unpack_indices(packed, bits, head_dim)
+    return (centroids[idx.long()] * norms.unsqueeze(-1)).to(dtype)

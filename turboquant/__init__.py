@@ -40,6 +40,15 @@ _EXPORTS = {
         "uninstall_fused_tq4_kv",
     ],
     "turboquant.paged": ["PagedKVLayout", "allocate_pool", "write_kv", "gather_kv"],
+    "turboquant.paged_batch": ["paged_attention_forward", "paged_attention_reference"],
+    "turboquant.vllm": [
+        "register_tq4_backend",
+        "capacity_gain",
+        "bits_from_env",
+        "TQ4AttentionBackend",
+        "TQ4AttentionImpl",
+        "TQ4FullAttentionSpec",
+    ],
     "turboquant.triton": [
         "tq4_compress",
         "tq4_decompress",

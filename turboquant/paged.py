@@ -207,9 +207,12 @@ def _record_views(pool: torch.Tensor, layout: PagedKVLayout, which: str) -> tupl
     )
     slots = pool.shape[0] * pool.shape[1]
     flat = pool.view(slots, bpt)
-    packed = flat.as_strided((slots, h, nbytes), (bpt, record, 1), start)
+    # as_strided takes an absolute storage offset: vLLM hands each layer a view into one buffer
+    packed = flat.as_strided((slots, h, nbytes), (bpt, record, 1), flat.storage_offset() + start)
     words = pool.view(torch.float32).view(slots, bpt // 4)
-    norms = words.as_strided((slots, h), (bpt // 4, record // 4), (start + nbytes) // 4)
+    norms = words.as_strided(
+        (slots, h), (bpt // 4, record // 4), words.storage_offset() + (start + nbytes) // 4
+    )
     return packed, norms
 
 

@@ -109,7 +109,8 @@ def _sdpa(backend):
 def _sweep_configs():
     """Launch configurations tried by ``--sweep``: (block_n, num_warps, ctas_per_sm, maxnreg)."""
     grid = [(128, 4, 3, None), (128, 4, 4, None), (64, 4, 4, None), (64, 4, 6, 128), (64, 2, 8, None)]
-    grid += [(32, 1, 16, None)]
+    grid += [(32, 1, 16, None), (32, 1, 8, None), (32, 1, 16, 168), (32, 1, 24, 128), (32, 2, 8, None)]
+    grid += [(32, 2, 12, 128), (16, 1, 16, None), (16, 1, 24, None), (16, 1, 32, 128)]
     return [DecodeConfig(block_n=bn, num_warps=w, ctas_per_sm=c, maxnreg=r) for bn, w, c, r in grid]
 
 

@@ -138,7 +138,8 @@ def test_load_model_without_network_says_so(tmp_path, monkeypatch):
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # the CLI sets it itself
-    env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]  # keep the caller's entries
+    env.update(HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join(path))
     return subprocess.run(
         [sys.executable, "-m", "turboquant.benchmark", *args],
         capture_output=True,

@@ -7,7 +7,9 @@ from turboquant import pack_indices, packed_nbytes, unpack_indices
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 6, 7, 8])
-@pytest.mark.parametrize("shape", [(1,), (3,), (7, 13), (2, 3, 128), (5, 96), (2, 1, 257), (0, 128), (2, 0, 96)])
+@pytest.mark.parametrize(
+    "shape", [(1,), (3,), (7, 13), (2, 3, 128), (5, 96), (2, 1, 257), (0, 128), (2, 0, 96)]
+)
 def test_round_trip_and_byte_count(bits, shape):
     gen = torch.Generator().manual_seed(bits)
     idx = torch.randint(0, 2**bits, shape, generator=gen).to(torch.uint8)

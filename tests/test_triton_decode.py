@@ -52,6 +52,7 @@ def _close(out, ref, dtype):
         ((3, 3), 4, 64, torch.float16, 32),  # tiles smaller than a page
         ((4, 3), 8, 16, torch.float32, 32),
         ((2, 2), 4, 16, torch.float16, 32),
+        ((4, 4), 4, 32, torch.bfloat16, 16),  # the smallest tile: two per page
     ],
 )
 def test_paged_decode_matches_reference(bits, group, block_size, dtype, block_n):

@@ -54,27 +54,28 @@ _INTERPRET = tl.constexpr(INTERPRET)
 class DecodeConfig:
     """Launch parameters of the split kernel.
 
-    ``block_n``: tokens per loop iteration (power of two, >= 32); ``num_warps``/``num_stages``:
+    ``block_n``: tokens per loop iteration (power of two, >= 16); ``num_warps``/``num_stages``:
     Triton's; ``ctas_per_sm``: the context is split so that about ``ctas_per_sm * SMs``
     programs run (fewer when the context is short: every split holds >= ``block_n`` tokens);
     ``maxnreg``: register cap per thread (more programs per SM), None for the compiler's choice.
     """
 
-    block_n: int = 32
+    block_n: int = 16
     num_warps: int = 1
     num_stages: int = 1
     ctas_per_sm: int = 16
     maxnreg: int | None = None
 
     def __post_init__(self) -> None:
-        if self.block_n < 32 or self.block_n & (self.block_n - 1):
-            raise ValueError(f"block_n: expected a power of two >= 32, got {self.block_n}")
+        if self.block_n < 16 or self.block_n & (self.block_n - 1):
+            raise ValueError(f"block_n: expected a power of two >= 16, got {self.block_n}")
         if self.num_warps not in (1, 2, 4, 8, 16) or self.num_stages < 1 or self.ctas_per_sm < 1:
             raise ValueError(f"DecodeConfig: invalid launch parameters {self}")
 
 
-# 1-warp programs of 32 tokens, 16 per SM: the fastest of the configurations swept on an H100
-# (scripts/bench_decode.py --sweep); the interpreter takes the same tile size
+# 1-warp programs of 16 tokens, 16 per SM: the fastest of the configurations swept on an H200
+# (scripts/bench_decode.py --sweep, 2026-12-01: B=8, N=32K 337 µs against 480 µs for 32-token
+# tiles; fewer registers per thread, more warps per SM); the interpreter takes the same tiles
 DEFAULT_CONFIG = DecodeConfig()
 
 

@@ -7,11 +7,10 @@ global memory. ``triton_flash_attention`` (here) is the dense case; the compress
 in :mod:`turboquant.triton.flash_attention_tq4`.
 
 Features: online softmax in fp32 (exp2 domain), GQA without repeating K/V (query head ``h``
-reads KV head ``h // (H_q / H_kv)``; over compressed K/V one program takes the rows of all
-query heads of a group, so each tile is decompressed once per group), causal masking with
-queries aligned to the *end* of the keys (``q_len <= kv_len``: decode and chunked prefill, as
-Hugging Face does), causal block skipping, an additive mask ``[B or 1, 1 or H_q, Q, K]``.
-Rows whose keys are all masked out return zeros.
+reads KV head ``h // (H_q / H_kv)``), causal masking with queries aligned to the *end* of the
+keys (``q_len <= kv_len``: decode and chunked prefill, as Hugging Face does), causal block
+skipping, an additive mask ``[B or 1, 1 or H_q, Q, K]``. Rows whose keys are all masked out
+return zeros.
 """
 
 from __future__ import annotations
@@ -187,13 +186,14 @@ def _attn_inner(
     vn_base,
     kc_ptr,
     vc_ptr,
-    mask_rows,
+    mask_base,
     skn,
     skd,
     svn,
     svd,
     sknn,
     svnn,
+    smm,
     smn,
     KV_LEN,
     qk_scale,
@@ -207,9 +207,8 @@ def _attn_inner(
     IS_CAUSAL: tl.constexpr,
     DTYPE: tl.constexpr,
 ):
-    """Online-softmax update over key blocks ``[lo, hi)``. ``offs_m``: each row's query
-    position; ``mask_rows``: each row's pointer into the additive mask. ``BOUNDARY`` blocks
-    need the causal / sequence-end masks; the others are fully visible."""
+    """Online-softmax update over key blocks ``[lo, hi)``. ``BOUNDARY`` blocks need the
+    causal / sequence-end masks; the others are fully visible."""
     for start_n in range(lo, hi, BLOCK_N):
         start_n = tl.multiple_of(start_n, BLOCK_N)
         offs_n = start_n + tl.arange(0, BLOCK_N)
@@ -236,7 +235,7 @@ def _attn_inner(
             qk = dot(q, kt) * (kscale * qk_scale)[None, :]
         if HAS_MASK:
             am = tl.load(
-                mask_rows[:, None] + offs_n[None, :] * smn,
+                mask_base + offs_m[:, None] * smm + offs_n[None, :] * smn,
                 mask=(offs_n < KV_LEN)[None, :],
                 other=0.0,
             )
@@ -280,7 +279,7 @@ def _attn_inner(
 
 @triton.autotune(
     configs=ATTN_CONFIGS,
-    key=["Q_BUCKET", "KV_BUCKET", "BLOCK_D", "K_BITS", "V_BITS", "IS_CAUSAL", "HAS_MASK", "PACK_GQA"],
+    key=["Q_BUCKET", "KV_BUCKET", "BLOCK_D", "K_BITS", "V_BITS", "IS_CAUSAL", "HAS_MASK"],
     prune_configs_by={"early_config_prune": _prune_configs},
 )
 @triton.jit
@@ -321,7 +320,6 @@ def _attn_fwd(
     som,
     sod,
     H_Q,
-    H_KV,
     GROUP,
     Q_LEN,
     KV_LEN,
@@ -334,46 +332,30 @@ def _attn_fwd(
     V_BITS: tl.constexpr,
     IS_CAUSAL: tl.constexpr,
     HAS_MASK: tl.constexpr,
-    PACK_GQA: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    """Program (row block, batch x head). Rows are the query positions of one query head, or
-    with ``PACK_GQA`` the (query position, head) pairs of a whole GQA group, position-major:
-    row ``r`` is position ``r // GROUP`` of head ``kv_head * GROUP + r % GROUP``, so every K/V
-    tile (and its decompression) serves all query heads of the group at once."""
     start_m = tl.program_id(0)
     if IS_CAUSAL:  # longest query blocks (most keys) first: better tail balance
         start_m = tl.num_programs(0) - 1 - start_m
     pid_bh = tl.program_id(1)
-    rows = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    if PACK_GQA:
-        off_b = (pid_bh // H_KV).to(tl.int64)
-        off_kv = (pid_bh % H_KV).to(tl.int64)
-        offs_m = rows // GROUP  # query position of each row
-        off_h = off_kv * GROUP + (rows % GROUP)  # query head of each row
-        first_q = (start_m * BLOCK_M) // GROUP
-        last_q = (start_m * BLOCK_M + BLOCK_M - 1) // GROUP
-    else:
-        off_b = (pid_bh // H_Q).to(tl.int64)
-        off_h = (pid_bh % H_Q).to(tl.int64)
-        off_kv = off_h // GROUP
-        offs_m = rows
-        first_q = start_m * BLOCK_M
-        last_q = first_q + BLOCK_M - 1
+    off_b = (pid_bh // H_Q).to(tl.int64)
+    off_h = (pid_bh % H_Q).to(tl.int64)
+    off_kv = off_h // GROUP
     DTYPE = q_ptr.dtype.element_ty
 
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
-    row_ok = offs_m < Q_LEN
-    q_rows = q_ptr + off_b * sqb + off_h * sqh + offs_m * sqm  # [BLOCK_M] (or a scalar head)
     q = tl.load(
-        q_rows[:, None] + offs_d[None, :] * sqd, mask=row_ok[:, None] & (offs_d[None, :] < D), other=0.0
+        q_ptr + off_b * sqb + off_h * sqh + offs_m[:, None] * sqm + offs_d[None, :] * sqd,
+        mask=(offs_m[:, None] < Q_LEN) & (offs_d[None, :] < D),
+        other=0.0,
     )
     k_base = k_ptr + off_b * skb + off_kv * skh
     v_base = v_ptr + off_b * svb + off_kv * svh
     kn_base = kn_ptr + off_b * sknb + off_kv * sknh
     vn_base = vn_ptr + off_b * svnb + off_kv * svnh
-    mask_rows = mask_ptr + off_b * smb + off_h * smh + offs_m * smm
+    mask_base = mask_ptr + off_b * smb + off_h * smh
 
     m_i = tl.full((BLOCK_M,), float("-inf"), tl.float32)
     l_i = tl.zeros((BLOCK_M,), tl.float32)
@@ -386,8 +368,8 @@ def _attn_fwd(
     full_end = (KV_LEN // BLOCK_N) * BLOCK_N
     hi = KV_LEN
     if IS_CAUSAL:
-        full_end = tl.minimum(full_end, (first_q + causal_off + 1) // BLOCK_N * BLOCK_N)
-        hi = tl.minimum(KV_LEN, last_q + 1 + causal_off)
+        full_end = tl.minimum(full_end, (start_m * BLOCK_M + causal_off + 1) // BLOCK_N * BLOCK_N)
+        hi = tl.minimum(KV_LEN, start_m * BLOCK_M + BLOCK_M + causal_off)
     acc, l_i, m_i = _attn_inner(
         acc,
         l_i,
@@ -404,13 +386,14 @@ def _attn_fwd(
         vn_base,
         kc_ptr,
         vc_ptr,
-        mask_rows,
+        mask_base,
         skn,
         skd,
         svn,
         svd,
         sknn,
         svnn,
+        smm,
         smn,
         KV_LEN,
         qk_scale,
@@ -440,13 +423,14 @@ def _attn_fwd(
         vn_base,
         kc_ptr,
         vc_ptr,
-        mask_rows,
+        mask_base,
         skn,
         skd,
         svn,
         svd,
         sknn,
         svnn,
+        smm,
         smn,
         KV_LEN,
         qk_scale,
@@ -462,11 +446,10 @@ def _attn_fwd(
     )
     l_i = tl.where(l_i == 0.0, 1.0, l_i)
     out = acc / l_i[:, None]
-    o_rows = o_ptr + off_b * sob + off_h * soh + offs_m * som
     tl.store(
-        o_rows[:, None] + offs_d[None, :] * sod,
+        o_ptr + off_b * sob + off_h * soh + offs_m[:, None] * som + offs_d[None, :] * sod,
         out.to(o_ptr.dtype.element_ty),
-        mask=row_ok[:, None] & (offs_d[None, :] < D),
+        mask=(offs_m[:, None] < Q_LEN) & (offs_d[None, :] < D),
     )
 
 
@@ -567,13 +550,7 @@ def launch_attention(
     kn = k_norms if k_norms is not None else dummy.new_zeros(1, 1, 1, dtype=torch.float32)
     vn = v_norms if v_norms is not None else dummy.new_zeros(1, 1, 1, dtype=torch.float32)
     m = mask if mask is not None else dummy
-    hkv = k.shape[1]
-    group = hq // hkv
-    # Compressed K/V: one program serves a whole GQA group, so each tile is decompressed once
-    # for all its query heads (instead of once per query head).
-    pack = group > 1 and (k_bits > 0 or v_bits > 0)
-    rows, heads = (ql * group, hkv) if pack else (ql, hq)
-    grid = lambda meta: (triton.cdiv(rows, meta["BLOCK_M"]), b * heads)  # noqa: E731
+    grid = lambda meta: (triton.cdiv(ql, meta["BLOCK_M"]), b * hq)  # noqa: E731
     _attn_fwd[grid](
         q,
         k,
@@ -593,12 +570,11 @@ def launch_attention(
         *(m.stride() if mask is not None else (0, 0, 0, 0)),
         *out.stride(),
         hq,
-        hkv,
-        group,
+        hq // k.shape[1],
         ql,
         kv_len,
         float(sm_scale),
-        min(triton.next_power_of_2(rows), 128),  # autotune buckets: rows and key lengths
+        min(triton.next_power_of_2(ql), 128),  # autotune buckets: query and key lengths
         min(max(triton.next_power_of_2(kv_len), 1024), 16384),
         D=d,
         BLOCK_D=triton.next_power_of_2(d),
@@ -606,7 +582,6 @@ def launch_attention(
         V_BITS=v_bits,
         IS_CAUSAL=bool(is_causal),
         HAS_MASK=mask is not None,
-        PACK_GQA=pack,
     )
     return out
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and run the whole test suite on CPU, Triton kernels under the interpreter.
-#   bash scripts/test.sh [pytest args...]
+# Set up (idempotent) and run the whole test suite on CPU, Triton kernels under the interpreter:
+# tests/ in .venv, then the vLLM plugin against the real vllm package (tests_vllm/, in its own
+# .venv-vllm: scripts/test_vllm.sh).
+#   bash scripts/test.sh                  # everything
+#   bash scripts/test.sh [pytest args...] # only these, in .venv (e.g. tests/test_cache.py -x)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
@@ -9,4 +12,8 @@ if ! .venv/bin/python -c 'import torch, sys; sys.exit(not torch.cuda.is_availabl
   export TRITON_INTERPRET=1
 fi
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-exec .venv/bin/python -m pytest "${@:-tests}"
+if [ $# -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+.venv/bin/python -m pytest tests
+bash scripts/test_vllm.sh

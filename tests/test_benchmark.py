@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from turboquant import storage
+from turboquant import benchmark, storage
 from turboquant.benchmark import (
     MODES,
     check_modes,
@@ -112,6 +112,26 @@ def test_run_comparison_on_the_tiny_llama(llama):
     curve = kv_memory_vs_context(result, [1024, 32768])
     assert curve["tq4"] == [storage.kv_cache_bytes(n, 2, 2, 128, 4, 4) for n in (1024, 32768)]
     assert curve["baseline"][1] == 32768 * 2 * 2 * 2 * 128 * 2
+
+
+def test_warmup_runs_every_mode_once_untimed(llama, monkeypatch):
+    """Where kernels compile on first use (CUDA), each mode runs WARMUP_TOKENS tokens untimed
+    before the timed runs; the reported results are those of the timed runs."""
+    model, tok = llama
+    # under the CPU interpreter nothing compiles: no warm-up there (keeps the suite fast)
+    assert benchmark.needs_warmup(model) == (model.device.type == "cuda")
+    lengths = []
+    timed = benchmark.timed_generate
+
+    def spy(model, inputs, cache, max_new_tokens, on_token=None):
+        lengths.append(max_new_tokens)
+        return timed(model, inputs, cache, max_new_tokens, on_token)
+
+    monkeypatch.setattr(benchmark, "timed_generate", spy)
+    monkeypatch.setattr(benchmark, "needs_warmup", lambda model: True)
+    result = run_comparison(model, tok, "What is moving?", modes=("baseline", "tq4"), max_new_tokens=4)
+    assert lengths == [benchmark.WARMUP_TOKENS] * 2 + [4, 4]
+    assert [r["new_tokens"] for r in result["modes"].values()] == [4, 4]
 
 
 def test_run_comparison_rejects_bad_arguments(llama, clip):

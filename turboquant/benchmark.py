@@ -351,6 +351,30 @@ def _new_cache(model, mode: str, seed: int):
     return CompressedDynamicCache(config=model.config, k_bits=k_bits, v_bits=v_bits, seed=seed)
 
 
+WARMUP_TOKENS = 2
+
+
+def needs_warmup(model) -> bool:
+    """Whether :func:`run_comparison` runs each mode once untimed first (on CUDA: kernels compile
+    and autotune on first use; under the CPU interpreter nothing is compiled)."""
+    return model.device.type == "cuda"
+
+
+def _generate_mode(model, inputs, mode: str, seed: int, max_new_tokens: int, on_token=None):
+    """:func:`timed_generate` with a fresh cache of ``mode`` (the fused kernels installed for
+    ``fused`` and removed afterwards). Returns ``(run, cache)``."""
+    from .hf.attention import install_fused_tq4_kv, uninstall_fused_tq4_kv
+
+    cache = _new_cache(model, mode, seed)
+    if mode == "fused":
+        install_fused_tq4_kv(model, cache)
+    try:
+        return timed_generate(model, inputs, cache, max_new_tokens, on_token), cache
+    finally:
+        if mode == "fused":
+            uninstall_fused_tq4_kv(model)
+
+
 def run_comparison(
     model,
     processor_or_tokenizer,
@@ -394,6 +418,10 @@ def run_comparison(
         TypeError/ValueError: bad arguments, a video for a text-only model, a bad clip, or a
             ``fused`` mode the model cannot run (checked before any generation).
 
+    On CUDA every mode first runs once untimed (:data:`WARMUP_TOKENS` tokens): Triton
+    compiles and autotunes its kernels on first use and cuBLAS/cuDNN initialize, which would
+    otherwise land in the first run's prefill time. The timings are then steady-state.
+
     Not for concurrent calls on one model: the fused mode switches the model's attention
     while it runs (serialize calls, e.g. with a queue).
     """
@@ -428,6 +456,11 @@ def run_comparison(
     start = 0.05
     step = (1.0 - start) / len(runs)
 
+    if needs_warmup(model):
+        report(start, "warming up the kernels")
+        for mode in runs:
+            _generate_mode(model, inputs, mode, seed, WARMUP_TOKENS)
+
     results, reference, reference_cache = {}, None, None
     for i, mode in enumerate(runs):
         base = start + i * step
@@ -436,14 +469,7 @@ def run_comparison(
         def on_token(n, base=base, mode=mode):
             report(base + step * n / max_new_tokens, f"{mode}: decoding token {n}/{max_new_tokens}")
 
-        cache = _new_cache(model, mode, seed)
-        if mode == "fused":
-            install_fused_tq4_kv(model, cache)
-        try:
-            run = timed_generate(model, inputs, cache, max_new_tokens, on_token)
-        finally:
-            if mode == "fused":
-                uninstall_fused_tq4_kv(model)
+        run, cache = _generate_mode(model, inputs, mode, seed, max_new_tokens, on_token)
         if mode == "baseline":
             reference, reference_cache = run["tokens"], cache
         sizes = _cache_storage(cache)

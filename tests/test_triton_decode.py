@@ -135,6 +135,12 @@ def test_sm_scale_and_split_plan():
     assert split_plan(8, 32768, cfg, dev, 16) == (16, 2048)
     assert split_plan(8, 100, cfg, dev, 16) == (2, 64)  # every split holds >= one tile
     assert split_plan(8, 0, cfg, dev, None) == (1, 64)
+    # automatic plans give each split >= min_split_tokens (default 32: two 16-token tiles)
+    assert split_plan(1, 512, DecodeConfig(), dev) == (16, 32)
+    assert split_plan(1, 512, DecodeConfig(), dev, 32) == (32, 16)  # asked for: one tile each
+    assert split_plan(1, 512, DecodeConfig(min_split_tokens=128), dev) == (4, 128)
+    with pytest.raises(ValueError, match="invalid launch parameters"):
+        DecodeConfig(min_split_tokens=0)
 
 
 def test_decode_errors():

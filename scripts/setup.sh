@@ -25,7 +25,8 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   exit 1
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
+# pip's notes about this machine's extra local indexes ("WARNING: Location ... is ignored") are noise
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 
 if [ -n "${TURBOQUANT_TORCH:-}" ]; then
   torch_spec=$TURBOQUANT_TORCH
@@ -36,7 +37,7 @@ else
 fi
 if ! .venv/bin/python -c 'import torch' >/dev/null 2>&1; then
   echo "setup: installing $torch_spec"
-  "${pip[@]}" install "$torch_spec"
+  pip install "$torch_spec"
 fi
 
 extras=space
@@ -45,7 +46,7 @@ extras=space
 stamp=.venv/.turboquant-$extras-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   echo "setup: installing turboquant[$extras]"
-  "${pip[@]}" install -e ".[$extras]"
+  pip install -e ".[$extras]"
   rm -f .venv/.turboquant-*
   touch "$stamp"
 fi

@@ -1,0 +1,147 @@
+"""Static resources of the decode split kernel for an H100/H200, on a machine without a GPU.
+
+Compiles ``turboquant.triton.decode._split_kernel`` for sm_90a with this machine's Triton,
+assembles it with the ``ptxas`` that Triton ships and prints, per configuration: registers,
+spills, shared memory, the layout conversions of the TTGIR, and the SASS of the main loop
+(instructions per tile and the most frequent opcodes). It costs no device time, so a kernel
+change can be checked here before it is timed on a GPU (scripts/bench_decode.py). The
+figures are this machine's Triton's (the GPU image may carry another version).
+
+    .venv/bin/python scripts/decode_static_report.py                 # K4/V4, 16- and 32-token tiles
+    .venv/bin/python scripts/decode_static_report.py --bits 3 --block-n 16 --warps 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+if os.environ.get("TRITON_INTERPRET") == "1":
+    raise SystemExit("decode_static_report.py compiles for the GPU: unset TRITON_INTERPRET")
+
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from turboquant.triton import decode  # noqa: E402
+
+NVIDIA_BIN = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
+POINTERS = {
+    "Q": "*fp16",
+    "K": "*u8",
+    "KN": "*fp32",
+    "V": "*u8",
+    "VN": "*fp32",
+    "TAB": "*fp16",
+    "BT": "*i32",
+    "LENS": "*i32",
+    "ACC": "*fp32",
+    "ML": "*fp32",
+}
+
+
+def compile_split(bits: int, block_n: int, num_warps: int, group: int = 4, head_dim: int = 128):
+    """The paged split kernel as ``bench_decode.py`` launches it (page 16, ragged lengths)."""
+    fn = decode._split_kernel
+    constants = dict(
+        G=group,
+        G_PAD=max(16, triton.next_power_of_2(group)),
+        D=head_dim,
+        K_BITS=bits,
+        V_BITS=bits,
+        PAGED=True,
+        PAGE=16,
+        HAS_LENS=True,
+        BLOCK_N=block_n,
+    )
+    signature = {name: POINTERS.get(name, "i32") for name in fn.arg_names if name not in constants}
+    signature.update(dict.fromkeys(constants, "constexpr"))
+    return triton.compile(
+        ASTSource(fn, signature, constants),
+        target=GPUTarget("cuda", 90, 32),
+        options={"num_warps": num_warps, "num_stages": 1},
+    )
+
+
+def _ptxas() -> Path:
+    """Triton's newest bundled ptxas (its PTX version is newer than the older one accepts)."""
+    for name in ("ptxas-blackwell", "ptxas"):
+        if (NVIDIA_BIN / name).exists():
+            return NVIDIA_BIN / name
+    raise SystemExit(f"no ptxas under {NVIDIA_BIN}")
+
+
+def assemble(ptx: str, workdir: Path) -> tuple[str, str]:
+    """``(ptxas -v report, SASS)`` of the PTX, assembled for sm_90a."""
+    src, cubin = workdir / "k.ptx", workdir / "k.cubin"
+    src.write_text(ptx)
+    report = subprocess.run(
+        [_ptxas(), "-arch=sm_90a", "-v", str(src), "-o", str(cubin)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    sass = subprocess.run(
+        [NVIDIA_BIN / "cuobjdump", "-sass", str(cubin)], capture_output=True, text=True, check=True
+    ).stdout
+    return report, sass
+
+
+def loop_histogram(sass: str) -> tuple[int, collections.Counter]:
+    """Instructions of the largest loop (the body between a backward branch and its target)."""
+    ins = [
+        (int(m.group(1), 16), m.group(2))
+        for m in (re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;", line) for line in sass.splitlines())
+        if m
+    ]
+    best = (0, 0)
+    for addr, text in ins:
+        target = re.search(r"BRA (0x[0-9a-f]+)", text)
+        if target and int(target.group(1), 16) < addr and addr - int(target.group(1), 16) > best[1] - best[0]:
+            best = (int(target.group(1), 16), addr)
+    body = [text for addr, text in ins if best[0] <= addr <= best[1]]
+    ops = collections.Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for t in body)
+    return len(body), ops
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bits", type=int, nargs="+", default=[4])
+    parser.add_argument("--block-n", type=int, nargs="+", default=[16, 32])
+    parser.add_argument("--warps", type=int, nargs="+", default=[1])
+    parser.add_argument("--top", type=int, default=12, help="opcodes to list")
+    args = parser.parse_args(argv)
+    print(f"triton {triton.__version__}, {_ptxas().name}, sm_90a")
+    with tempfile.TemporaryDirectory() as tmp:
+        for bits in args.bits:
+            for block_n in args.block_n:
+                for warps in args.warps:
+                    kernel = compile_split(bits, block_n, warps)
+                    ttgir = kernel.asm["ttgir"]
+                    report, sass = assemble(kernel.asm["ptx"], Path(tmp))
+                    regs = re.search(r"Used (\d+) registers", report)
+                    spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
+                    n, ops = loop_histogram(sass)
+                    print(
+                        f"K{bits}/V{bits} block_n={block_n} warps={warps}: "
+                        f"{regs.group(1) if regs else '?'} registers, "
+                        f"spill stores/loads {spills.group(1)}/{spills.group(2)} B, "
+                        f"shared {kernel.metadata.shared} B, "
+                        f"convert_layout {ttgir.count('ttg.convert_layout')}, "
+                        f"local_alloc {ttgir.count('ttg.local_alloc')}; "
+                        f"loop: {n} SASS instructions per {block_n}-token tile "
+                        f"({n / block_n:.1f} per token)"
+                    )
+                    print("   ", ", ".join(f"{op} {c}" for op, c in ops.most_common(args.top)))
+
+
+if __name__ == "__main__":
+    main()

@@ -48,8 +48,31 @@ POINTERS = {
 }
 
 
-def compile_split(bits: int, block_n: int, num_warps: int, group: int = 4, head_dim: int = 128):
-    """The paged split kernel as ``bench_decode.py`` launches it (page 16, ragged lengths)."""
+H_KV, N, PAGE = 8, 32768, 16  # the decode benchmark's B=8, N=32K case
+
+
+def launch_strides(bits: int, paged: bool, head_dim: int = 128) -> dict[str, int]:
+    """The integer strides the launchers pass for the benchmark's shapes (bytes for packed
+    indices, elements for norms): Triton specializes those divisible by 16, and so must we."""
+    from turboquant.paged import PagedKVLayout
+
+    lay = PagedKVLayout(H_KV, head_dim, bits, bits)
+    if paged:
+        page, bpt = PAGE * lay.bytes_per_token, lay.bytes_per_token
+        k = (page, bpt, lay.k_record, page // 4, bpt // 4, lay.k_record // 4)
+        v = (page, bpt, lay.v_record, page // 4, bpt // 4, lay.v_record // 4)
+    else:  # [B, H, S, D*b/8] uint8 and [B, H, S] fp32, contiguous
+        nb = lay.k_packed_bytes
+        k = v = (H_KV * N * nb, nb, N * nb, H_KV * N, 1, N)
+    names = [f"stride_{t}{a}" for t in ("k", "kn", "v", "vn") for a in ("p", "t", "h")]
+    values = [k[0], k[1], k[2], k[3], k[4], k[5], v[0], v[1], v[2], v[3], v[4], v[5]]
+    return dict(zip(names, values, strict=True), stride_bt=N // PAGE, chunk=1024)
+
+
+def compile_split(
+    bits: int, block_n: int, num_warps: int, paged: bool = True, group: int = 4, head_dim: int = 128
+):
+    """The split kernel as ``bench_decode.py`` launches it (page 16, K/V bits ``bits``)."""
     fn = decode._split_kernel
     constants = dict(
         G=group,
@@ -57,15 +80,22 @@ def compile_split(bits: int, block_n: int, num_warps: int, group: int = 4, head_
         D=head_dim,
         K_BITS=bits,
         V_BITS=bits,
-        PAGED=True,
-        PAGE=16,
-        HAS_LENS=True,
+        PAGED=paged,
+        PAGE=PAGE,
+        HAS_LENS=paged,
         BLOCK_N=block_n,
     )
     signature = {name: POINTERS.get(name, "i32") for name in fn.arg_names if name not in constants}
     signature.update(dict.fromkeys(constants, "constexpr"))
+    # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0
+    values = launch_strides(bits, paged, head_dim)
+    attrs = {
+        (i,): [["tt.divisibility", 16]]
+        for i, name in enumerate(fn.arg_names)
+        if name in POINTERS or (name in values and values[name] % 16 == 0)
+    }
     return triton.compile(
-        ASTSource(fn, signature, constants),
+        ASTSource(fn, signature, constants, attrs),
         target=GPUTarget("cuda", 90, 32),
         options={"num_warps": num_warps, "num_stages": 1},
     )
@@ -117,6 +147,7 @@ def main(argv=None) -> None:
     parser.add_argument("--bits", type=int, nargs="+", default=[4])
     parser.add_argument("--block-n", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--warps", type=int, nargs="+", default=[1])
+    parser.add_argument("--contiguous", action="store_true", help="the Hugging Face cache's kernel")
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
     args = parser.parse_args(argv)
     print(f"triton {triton.__version__}, {_ptxas().name}, sm_90a")
@@ -124,14 +155,15 @@ def main(argv=None) -> None:
         for bits in args.bits:
             for block_n in args.block_n:
                 for warps in args.warps:
-                    kernel = compile_split(bits, block_n, warps)
+                    kernel = compile_split(bits, block_n, warps, paged=not args.contiguous)
                     ttgir = kernel.asm["ttgir"]
                     report, sass = assemble(kernel.asm["ptx"], Path(tmp))
                     regs = re.search(r"Used (\d+) registers", report)
                     spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
                     n, ops = loop_histogram(sass)
                     print(
-                        f"K{bits}/V{bits} block_n={block_n} warps={warps}: "
+                        f"{'contiguous' if args.contiguous else 'paged'} K{bits}/V{bits} "
+                        f"block_n={block_n} warps={warps}: "
                         f"{regs.group(1) if regs else '?'} registers, "
                         f"spill stores/loads {spills.group(1)}/{spills.group(2)} B, "
                         f"shared {kernel.metadata.shared} B, "

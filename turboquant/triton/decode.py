@@ -219,8 +219,11 @@ def _load_packed(rows, valid, BITS: tl.constexpr, D: tl.constexpr):
         w = w | (tl.load(p + 1, mask=m, other=0).to(tl.int32) << 8)
         return w | (tl.load(p + 2, mask=m, other=0).to(tl.int32) << 16)
     else:
-        words = rows[:, None] + 4 * tl.arange(0, D * BITS // 32)[None, :]
-        return tl.load(words.to(tl.pointer_type(tl.int32)), mask=m, other=0)
+        # int32 pointers first, then the word offsets: Triton then sees each row's words as
+        # contiguous and loads them 16 bytes at a time where rows are 16-byte aligned (the
+        # contiguous cache; paged records of 68 bytes are only 4-byte aligned)
+        words = rows.to(tl.pointer_type(tl.int32))[:, None] + tl.arange(0, D * BITS // 32)[None, :]
+        return tl.load(words, mask=m, other=0)
 
 
 @triton.jit

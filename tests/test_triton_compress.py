@@ -60,6 +60,26 @@ def test_compress_matches_quantizer(d, bits, dtype):
     torch.testing.assert_close(norms, ref_norms, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_bucketing_is_exact_on_ties_for_any_sorted_boundaries(bits):
+    """With the identity rotation, rows of four ±0.5 (norm exactly 1) give rotated coordinates
+    -0.5, 0 and 0.5 exactly; boundaries that are sorted but neither symmetric nor Lloyd-Max,
+    with those values among them (a repeated one too), must bucket like torch.bucketize
+    (the number of boundaries strictly below), with no tolerance."""
+    gen = torch.Generator().manual_seed(bits)
+    d, n = 64, 2**bits - 1
+    bnd = torch.cat([torch.tensor([-0.5, 0.0, 0.5, 0.5]), torch.rand(n, generator=gen) * 1.6 - 0.7])
+    bnd = bnd[:n].sort().values.to(DEVICE)
+    x = torch.zeros(40, d)
+    for row in x:
+        row[torch.randperm(d, generator=gen)[:4]] = (torch.randint(0, 2, (4,), generator=gen) * 2 - 1) * 0.5
+    x = x.to(DEVICE)
+    packed, norms = tq4_compress(x, torch.eye(d, device=DEVICE), bnd, bits=bits)
+    assert torch.equal(norms, torch.ones_like(norms))
+    q = _quantizer(d, bits)
+    assert torch.equal(q.unpack(packed).long(), torch.bucketize(x, bnd).long())
+
+
 @pytest.mark.parametrize("shape", [(7, 128), (2, 3, 1, 128), (128,)])
 def test_compress_any_leading_shape(shape):
     q = _quantizer(128, 4)

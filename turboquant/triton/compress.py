@@ -111,19 +111,56 @@ def dot(a, b, acc=None):
 
 
 @triton.jit
-def _rotate(xd, pit, IN_KIND: tl.constexpr):
-    """``xd @ pit`` in fp32 for an fp32 ``(BLOCK_D, CHUNK)`` tile ``pit`` of ``Pi.T``.
-
-    fp16 operands (IN_KIND 1, 2): ``pit`` is split into two fp16 pieces (the second scaled by
-    2**11, clear of subnormals), each product exact in fp32: ~22 bits of ``Pi``. fp32 input
-    (IN_KIND 0): one 3xTF32 dot, fp32-accurate."""
+def _rotation_tile(rot_ptr, c0, offs_k, D: tl.constexpr, CHUNK: tl.constexpr, IN_KIND: tl.constexpr):
+    """Columns ``[c0, c0 + CHUNK)`` of ``Pi.T`` as the operands of :func:`_rotate`: fp32
+    ``(pit, pit)`` for fp32 input (IN_KIND 0), else two fp16 pieces ``(p0, p1)`` with
+    ``pit ≈ p0 + p1 / 2**11`` (the second scaled clear of subnormals): ~22 bits of ``Pi``."""
+    cols = c0 + tl.arange(0, CHUNK)
+    pit = tl.load(
+        rot_ptr + cols[None, :] * D + offs_k[:, None],
+        mask=(cols[None, :] < D) & (offs_k[:, None] < D),
+        other=0.0,
+    )
     if IN_KIND == 0:
-        y = tl.dot(xd, pit, input_precision="tf32x3")
+        return pit, pit
     else:
         p0 = pit.to(tl.float16)
         p1 = ((pit - p0.to(tl.float32)) * 2048.0).to(tl.float16)
+        return p0, p1
+
+
+@triton.jit
+def _rotate(xd, p0, p1, IN_KIND: tl.constexpr):
+    """``xd @ Pi.T[:, chunk]`` in fp32 from the operands of :func:`_rotation_tile`: one 3xTF32
+    dot for fp32 input (fp32-accurate), two fp16 dots otherwise (each product exact in fp32)."""
+    if IN_KIND == 0:
+        y = tl.dot(xd, p0, input_precision="tf32x3")
+    else:
         y = dot(xd, p0) + dot(xd, p1) * (1.0 / 2048.0)
     return y
+
+
+@triton.jit
+def _bucketize4(y, bnd_ptr):
+    """``torch.bucketize(y, boundaries)`` for the 15 sorted boundaries at ``bnd_ptr``: the
+    number of them strictly below ``y``, by binary search over scalars (4 comparisons and 11
+    selects per element instead of 15 comparisons and adds); NaN gives 0 like the linear count."""
+    b0, b1, b2, b3 = tl.load(bnd_ptr), tl.load(bnd_ptr + 1), tl.load(bnd_ptr + 2), tl.load(bnd_ptr + 3)
+    b4, b5, b6, b7 = tl.load(bnd_ptr + 4), tl.load(bnd_ptr + 5), tl.load(bnd_ptr + 6), tl.load(bnd_ptr + 7)
+    b8, b9, b10, b11 = (
+        tl.load(bnd_ptr + 8),
+        tl.load(bnd_ptr + 9),
+        tl.load(bnd_ptr + 10),
+        tl.load(bnd_ptr + 11),
+    )
+    b12, b13, b14 = tl.load(bnd_ptr + 12), tl.load(bnd_ptr + 13), tl.load(bnd_ptr + 14)
+    c8 = y > b7
+    c4 = y > tl.where(c8, b11, b3)
+    c2 = y > tl.where(c8, tl.where(c4, b13, b9), tl.where(c4, b5, b1))
+    t_hi = tl.where(c4, tl.where(c2, b14, b12), tl.where(c2, b10, b8))
+    t_lo = tl.where(c4, tl.where(c2, b6, b4), tl.where(c2, b2, b0))
+    c1 = y > tl.where(c8, t_hi, t_lo)
+    return c8.to(tl.int32) * 8 + c4.to(tl.int32) * 4 + c2.to(tl.int32) * 2 + c1.to(tl.int32)
 
 
 def _prune_compress(configs, named_args, **kwargs):
@@ -166,14 +203,18 @@ def _compress_kernel(
     BLOCK_R: tl.constexpr,
 ):
     # Persistent grid: each program walks row blocks, so the next block's loads overlap this
-    # block's math (software pipelining) and the Pi tiles are loaded once per program.
+    # block's math (software pipelining). With one column chunk (D <= 128) the Pi operands are
+    # loaded and split once per program, before the loop.
     n_blocks = tl.cdiv(n_rows, BLOCK_R)
+    offs_k = tl.arange(0, BLOCK_D)
+    ONE_CHUNK: tl.constexpr = CHUNK >= BLOCK_D
+    if ONE_CHUNK:
+        p0_all, p1_all = _rotation_tile(rot_ptr, 0, offs_k, D, CHUNK, IN_KIND)
     for blk in tl.range(tl.program_id(0), n_blocks, tl.num_programs(0)):
         rows = blk * BLOCK_R + tl.arange(0, BLOCK_R)
         row_ok = rows < n_rows
         t = (rows // H).to(tl.int64)
         h = rows % H
-        offs_k = tl.arange(0, BLOCK_D)
         x = tl.load(
             x_ptr + t[:, None] * sx_t + h[:, None] * sx_h + offs_k[None, :] * sx_d,
             mask=row_ok[:, None] & (offs_k[None, :] < D),
@@ -209,19 +250,25 @@ def _compress_kernel(
         NG: tl.constexpr = CHUNK // GSIZE  # packing groups per chunk
         for c0 in tl.static_range(0, D, CHUNK):
             cols = c0 + tl.arange(0, CHUNK)
-            pit = tl.load(
-                rot_ptr + cols[None, :] * D + offs_k[:, None],
-                mask=(cols[None, :] < D) & (offs_k[:, None] < D),
-                other=0.0,
-            )
-            y = _rotate(xd, pit, IN_KIND) * inv[:, None]
+            if ONE_CHUNK:
+                p0, p1 = p0_all, p1_all
+            else:
+                p0, p1 = _rotation_tile(rot_ptr, c0, offs_k, D, CHUNK, IN_KIND)
+            y = _rotate(xd, p0, p1, IN_KIND) * inv[:, None]
             # torch.bucketize(y, boundaries): number of boundaries strictly below y
-            idx = tl.zeros((BLOCK_R, CHUNK), dtype=tl.int32)
-            for i in tl.static_range((1 << BITS) - 1):
-                idx += (y > tl.load(bnd_ptr + i)).to(tl.int32)
+            if BITS == 4:
+                idx = _bucketize4(y, bnd_ptr)
+            else:
+                idx = tl.zeros((BLOCK_R, CHUNK), dtype=tl.int32)
+                for i in tl.static_range((1 << BITS) - 1):
+                    idx += (y > tl.load(bnd_ptr + i)).to(tl.int32)
             # little-endian bit stream: a group of GSIZE indices is one word (bit ranges disjoint)
-            shifted = idx << ((cols % GSIZE) * BITS)[None, :]
-            word = tl.sum(tl.reshape(shifted, (BLOCK_R, NG, GSIZE)), axis=2)
+            if GSIZE == 2:  # 4 bits: the pairs of neighbouring columns, which one thread holds
+                lo, hi = tl.split(tl.reshape(idx, (BLOCK_R, NG, 2)))
+                word = lo | (hi << BITS)
+            else:
+                shifted = idx << ((cols % GSIZE) * BITS)[None, :]
+                word = tl.sum(tl.reshape(shifted, (BLOCK_R, NG, GSIZE)), axis=2)
             grp = c0 // GSIZE + tl.arange(0, NG)
             ok = row_ok[:, None] & (grp[None, :] * GSIZE < D)
             for k in tl.static_range(GBYTES):

@@ -136,8 +136,10 @@ def test_bad_videos_raise_clear_errors(tmp_path, clip, case, message):
     elif case == "zero_frames":
         path = tmp_path / "zero.avi"
         _write_zero_frames(path)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as err:
         load_video_frames(path)
+    if case not in ("missing", "directory", "empty"):  # those name the path; the rest the file
+        assert str(tmp_path) not in str(err.value) and repr(path.name) in str(err.value)
 
 
 def test_limits_and_argument_types(clip):

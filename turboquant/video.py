@@ -46,13 +46,18 @@ def _too_long(p: Path, seconds: float, limit: float) -> ValueError:
     return ValueError(f"video_path: {p.name!r} lasts {seconds:.1f} s, over the limit of {limit} s")
 
 
+def _reason(e: Exception) -> str:
+    """FFmpeg's words without its echo of the path (an upload's temporary path says nothing)."""
+    return getattr(e, "strerror", None) or str(e)
+
+
 def _open(p: Path):
     import av
 
     try:
         return av.open(str(p))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise ValueError(f"video_path: {p.name!r} could not be read as a video ({e})") from None
+        raise ValueError(f"video_path: {p.name!r} could not be read as a video ({_reason(e)})") from None
 
 
 def probe_video(path, *, max_pixels: int = MAX_PIXELS, max_seconds: float | None = None) -> dict:
@@ -92,7 +97,7 @@ def probe_video(path, *, max_pixels: int = MAX_PIXELS, max_seconds: float | None
         try:
             pts = [pkt.pts for pkt in container.demux(stream) if pkt.size and pkt.pts is not None]
         except av.error.FFmpegError as e:
-            raise ValueError(f"video_path: {p.name!r} is corrupt ({e})") from None
+            raise ValueError(f"video_path: {p.name!r} is corrupt ({_reason(e)})") from None
         if not pts or width * height == 0:
             raise ValueError(f"video_path: {p.name!r} has a video stream but no frames")
         tb = float(stream.time_base)
@@ -165,7 +170,7 @@ def load_video_frames(
                 if i >= wanted[-1]:
                     break
         except av.error.FFmpegError as e:
-            raise ValueError(f"video_path: {p.name!r} is corrupt, decoding failed ({e})") from None
+            raise ValueError(f"video_path: {p.name!r} is corrupt, decoding failed ({_reason(e)})") from None
     if last is None:
         raise ValueError(f"video_path: {p.name!r} has no decodable frames")
     # A decoder may return fewer frames than there are packets: use its last frame for the rest.

@@ -107,11 +107,16 @@ def _sdpa(backend):
 
 
 def _sweep_configs():
-    """Launch configurations tried by ``--sweep``: (block_n, num_warps, ctas_per_sm, maxnreg)."""
+    """Launch configurations tried by ``--sweep``."""
     grid = [(128, 4, 3, None), (128, 4, 4, None), (64, 4, 4, None), (64, 4, 6, 128), (64, 2, 8, None)]
     grid += [(32, 1, 16, None), (32, 1, 8, None), (32, 1, 16, 168), (32, 1, 24, 128), (32, 2, 8, None)]
     grid += [(32, 2, 12, 128), (16, 1, 16, None), (16, 1, 24, None), (16, 1, 32, 128)]
-    return [DecodeConfig(block_n=bn, num_warps=w, ctas_per_sm=c, maxnreg=r) for bn, w, c, r in grid]
+    configs = [DecodeConfig(block_n=bn, num_warps=w, ctas_per_sm=c, maxnreg=r) for bn, w, c, r in grid]
+    # without the register-held prefetch: fewer registers, more warps per SM
+    no_prefetch = [(16, 1, 16), (16, 1, 24), (16, 1, 32), (32, 1, 16), (32, 1, 24)]
+    return configs + [
+        DecodeConfig(block_n=bn, num_warps=w, ctas_per_sm=c, prefetch=False) for bn, w, c in no_prefetch
+    ]
 
 
 def profile_kernels(fn, reps: int = 10) -> dict:

@@ -70,7 +70,13 @@ def launch_strides(bits: int, paged: bool, head_dim: int = 128) -> dict[str, int
 
 
 def compile_split(
-    bits: int, block_n: int, num_warps: int, paged: bool = True, group: int = 4, head_dim: int = 128
+    bits: int,
+    block_n: int,
+    num_warps: int,
+    paged: bool = True,
+    prefetch: bool = True,
+    group: int = 4,
+    head_dim: int = 128,
 ):
     """The split kernel as ``bench_decode.py`` launches it (page 16, K/V bits ``bits``)."""
     fn = decode._split_kernel
@@ -84,6 +90,7 @@ def compile_split(
         PAGE=PAGE,
         HAS_LENS=paged,
         BLOCK_N=block_n,
+        PREFETCH=prefetch,
     )
     signature = {name: POINTERS.get(name, "i32") for name in fn.arg_names if name not in constants}
     signature.update(dict.fromkeys(constants, "constexpr"))
@@ -148,6 +155,7 @@ def main(argv=None) -> None:
     parser.add_argument("--block-n", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--warps", type=int, nargs="+", default=[1])
     parser.add_argument("--contiguous", action="store_true", help="the Hugging Face cache's kernel")
+    parser.add_argument("--no-prefetch", action="store_true", help="DecodeConfig(prefetch=False)")
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
     args = parser.parse_args(argv)
     print(f"triton {triton.__version__}, {_ptxas().name}, sm_90a")
@@ -155,7 +163,9 @@ def main(argv=None) -> None:
         for bits in args.bits:
             for block_n in args.block_n:
                 for warps in args.warps:
-                    kernel = compile_split(bits, block_n, warps, paged=not args.contiguous)
+                    kernel = compile_split(
+                        bits, block_n, warps, paged=not args.contiguous, prefetch=not args.no_prefetch
+                    )
                     ttgir = kernel.asm["ttgir"]
                     report, sass = assemble(kernel.asm["ptx"], Path(tmp))
                     regs = re.search(r"Used (\d+) registers", report)
@@ -163,7 +173,7 @@ def main(argv=None) -> None:
                     n, ops = loop_histogram(sass)
                     print(
                         f"{'contiguous' if args.contiguous else 'paged'} K{bits}/V{bits} "
-                        f"block_n={block_n} warps={warps}: "
+                        f"block_n={block_n} warps={warps}{' no-prefetch' if args.no_prefetch else ''}: "
                         f"{regs.group(1) if regs else '?'} registers, "
                         f"spill stores/loads {spills.group(1)}/{spills.group(2)} B, "
                         f"shared {kernel.metadata.shared} B, "

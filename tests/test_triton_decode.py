@@ -62,9 +62,10 @@ def test_paged_decode_matches_reference(bits, group, block_size, dtype, block_n)
     q = torch.randn(len(lens), h_kv * group, D, device=DEV).to(dtype)
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
     ref = tq_paged_decode_reference(*args)
-    cfg = DecodeConfig(block_n=block_n, num_warps=4, ctas_per_sm=3)
-    for splits in (1, 3):
-        _close(tq_paged_decode(*args, num_splits=splits, config=cfg), ref, dtype)
+    for prefetch in (True, False):
+        cfg = DecodeConfig(block_n=block_n, num_warps=4, ctas_per_sm=3, prefetch=prefetch)
+        for splits in (1, 3):
+            _close(tq_paged_decode(*args, num_splits=splits, config=cfg), ref, dtype)
     assert ref[0].abs().max() == 0  # an empty sequence attends to nothing
 
 

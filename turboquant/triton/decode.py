@@ -61,7 +61,10 @@ class DecodeConfig:
     ``min_split_tokens``: the automatic split plan gives every split at least this many tokens
     (a split's fixed cost, its partial result and its share of the reduction, outweighs one
     16-token tile: on an H200 at B=1, N=4K, 256 one-tile splits of 16 tokens took 78 µs where
-    128 splits of 32 tokens took 48).
+    128 splits of 32 tokens took 48); ``prefetch``: load the next tile's words while this one is
+    decompressed (a software pipeline held in registers) or load each tile where it is used
+    (fewer registers, more warps per SM: 225 against 168 registers at 16-token tiles by
+    scripts/decode_static_report.py).
     """
 
     block_n: int = 16
@@ -70,6 +73,7 @@ class DecodeConfig:
     ctas_per_sm: int = 16
     maxnreg: int | None = None
     min_split_tokens: int = 32
+    prefetch: bool = True
 
     def __post_init__(self) -> None:
         if self.block_n < 16 or self.block_n & (self.block_n - 1):
@@ -459,6 +463,7 @@ def _split_kernel(
     PAGE: tl.constexpr,
     HAS_LENS: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    PREFETCH: tl.constexpr,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
@@ -502,42 +507,19 @@ def _split_kernel(
     k0, k1, k2, k3, k4, k5, k6, k7 = _register_table(TAB, 0, K_MODE == _PRMT)
     v0, v1, v2, v3, v4, v5, v6, v7 = _register_table(TAB, 8, V_MODE == _PRMT)
 
-    # software pipeline: block ids two tiles ahead, packed words and norms one tile ahead,
-    # so memory latency overlaps the decompression of the current tile
+    # PREFETCH: software pipeline, block ids two tiles ahead, packed words and norms one tile
+    # ahead, so memory latency overlaps the decompression of the current tile (~55 more
+    # registers); otherwise each tile is loaded where it is used and other warps hide latency
     bt_row = BT + b * stride_bt
-    blk_next = _block_ids(bt_row, start + BLOCK_N, end, PAGED, PAGE, BLOCK_N)
-    kw, vw, kn, vn = _load_tile(
-        k_head,
-        kn_head,
-        v_head,
-        vn_head,
-        _block_ids(bt_row, start, end, PAGED, PAGE, BLOCK_N),
-        start,
-        end,
-        stride_kp,
-        stride_kt,
-        stride_knp,
-        stride_knt,
-        stride_vp,
-        stride_vt,
-        stride_vnp,
-        stride_vnt,
-        K_BITS,
-        V_BITS,
-        D,
-        PAGED,
-        PAGE,
-        BLOCK_N,
-    )
-    for t0 in range(start, end, BLOCK_N):
-        blk_after = _block_ids(bt_row, t0 + 2 * BLOCK_N, end, PAGED, PAGE, BLOCK_N)
-        kw_n, vw_n, kn_n, vn_n = _load_tile(
+    if PREFETCH:
+        blk_next = _block_ids(bt_row, start + BLOCK_N, end, PAGED, PAGE, BLOCK_N)
+        kw, vw, kn, vn = _load_tile(
             k_head,
             kn_head,
             v_head,
             vn_head,
-            blk_next,
-            t0 + BLOCK_N,
+            _block_ids(bt_row, start, end, PAGED, PAGE, BLOCK_N),
+            start,
             end,
             stride_kp,
             stride_kt,
@@ -554,6 +536,56 @@ def _split_kernel(
             PAGE,
             BLOCK_N,
         )
+    for t0 in range(start, end, BLOCK_N):
+        if PREFETCH:
+            blk_after = _block_ids(bt_row, t0 + 2 * BLOCK_N, end, PAGED, PAGE, BLOCK_N)
+            kw_n, vw_n, kn_n, vn_n = _load_tile(
+                k_head,
+                kn_head,
+                v_head,
+                vn_head,
+                blk_next,
+                t0 + BLOCK_N,
+                end,
+                stride_kp,
+                stride_kt,
+                stride_knp,
+                stride_knt,
+                stride_vp,
+                stride_vt,
+                stride_vnp,
+                stride_vnt,
+                K_BITS,
+                V_BITS,
+                D,
+                PAGED,
+                PAGE,
+                BLOCK_N,
+            )
+        else:
+            kw, vw, kn, vn = _load_tile(
+                k_head,
+                kn_head,
+                v_head,
+                vn_head,
+                _block_ids(bt_row, t0, end, PAGED, PAGE, BLOCK_N),
+                t0,
+                end,
+                stride_kp,
+                stride_kt,
+                stride_knp,
+                stride_knt,
+                stride_vp,
+                stride_vt,
+                stride_vnp,
+                stride_vnt,
+                K_BITS,
+                V_BITS,
+                D,
+                PAGED,
+                PAGE,
+                BLOCK_N,
+            )
         valid = t0 + tl.arange(0, BLOCK_N) < end
         k = _tile_values(kw, TAB, k0, k1, k2, k3, k4, k5, k6, k7, K_BITS, D, BLOCK_N, K_MODE)
         # scores transposed, [BLOCK_N, G_PAD]: the decompressed K tile is the row-major A
@@ -568,8 +600,9 @@ def _split_kernel(
         # output transposed too, [D, G_PAD] += V^T P^T: both tiles are used as stored
         acc_t = acc_t * alpha[None, :] + dot(tl.trans(v), (p * vn[:, None]).to(tl.float16))
         m_i = m_new
-        kw, vw, kn, vn = kw_n, vw_n, kn_n, vn_n
-        blk_next = blk_after
+        if PREFETCH:
+            kw, vw, kn, vn = kw_n, vw_n, kn_n, vn_n
+            blk_next = blk_after
 
     part = ((b * H_KV + h) * num_splits + split) * G + g
     tl.store(ML + 2 * part, m_i, mask=gmask)
@@ -770,6 +803,7 @@ def _launch(
         PAGE=page,
         HAS_LENS=lens is not None,
         BLOCK_N=config.block_n,
+        PREFETCH=config.prefetch,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **({} if config.maxnreg is None or INTERPRET else {"maxnreg": config.maxnreg}),

@@ -179,3 +179,93 @@ def test_decode_errors():
         tq_decode(torch.randn(1, 2, D, device=DEV), kp, kn, kp, kn, rot, kc, vc, seq_len=9)
     with pytest.raises(ValueError, match="v_norms: expected shape"):
         tq_decode(torch.randn(1, 2, D, device=DEV), kp, kn, kp, kn[:, :, :4], rot, kc, vc)
+
+
+# --------------------------------------------------------------------------- the 4-bit lookup
+# The interpreter runs no inline PTX, so the register-table lookup of the compiled kernel
+# (``_PRMT4_ASM``) is checked here with a plain-Python model of the few PTX instructions it
+# uses, fed with the table words that ``_prep_kernel`` writes.
+
+
+def _prmt(a: int, b: int, c: int) -> int:
+    """PTX ``prmt.b32`` (generic mode): bytes {b, a} numbered 0-7 from a's low byte; each
+    selector nibble picks a byte (3 low bits) and its top bit replicates that byte's sign."""
+    src = [(a >> (8 * i)) & 0xFF for i in range(4)] + [(b >> (8 * i)) & 0xFF for i in range(4)]
+    out = 0
+    for i in range(4):
+        sel = (c >> (4 * i)) & 0xF
+        byte = src[sel & 7]
+        if sel & 8:
+            byte = 0xFF if byte & 0x80 else 0
+        out |= byte << (8 * i)
+    return out
+
+
+_PTX_OPS = {
+    "shl.b32": lambda a, n: a << n,
+    "shr.b32": lambda a, n: a >> n,
+    "and.b32": lambda a, b: a & b,
+    "or.b32": lambda a, b: a | b,
+    "not.b32": lambda a: ~a,
+    "prmt.b32": _prmt,
+}
+
+
+def _run_ptx(asm: str, operands: dict) -> dict:
+    """Execute the straight-line PTX of ``asm`` on 32-bit Python ints (``$k`` operands given
+    in ``operands``; 16-bit outputs come back in it)."""
+    regs = dict(operands)
+    val = lambda t: int(t, 16) if t.startswith("0x") else int(t) if t.isdigit() else regs[t]  # noqa: E731
+    for ins in asm.strip().strip("{}").split(";"):
+        ins = ins.strip()
+        if not ins or ins.startswith(".reg"):
+            continue
+        op, args = ins.split(None, 1)
+        if op == "mov.b32" and args.startswith("{"):  # unpack into two 16-bit registers
+            lo_hi, src = args.rsplit(",", 1)
+            lo, hi = (r.strip() for r in lo_hi.strip("{} ").split(","))
+            regs[lo], regs[hi] = val(src.strip()) & 0xFFFF, val(src.strip()) >> 16
+            continue
+        dst, *src = (x.strip() for x in args.split(","))
+        regs[dst] = _PTX_OPS[op](*(val(s) for s in src)) & 0xFFFFFFFF
+    return regs
+
+
+def test_register_table_lookup_matches_the_codebook():
+    """``_prep_kernel``'s register tables + ``_PRMT4_ASM`` give ``c[idx]`` (fp16 bits) for all
+    8 indices of a packed word, in index order."""
+    from turboquant.triton import decode
+
+    q = TurboQuantMSE(D, 4).to(DEV)
+    k_cb, v_cb = q.centroids, q.centroids.flip(0).contiguous() * 0.5  # two different tables
+    half = torch.zeros(2 * 128 + 4 * D, dtype=torch.float16, device=DEV)
+    tab, q16 = half[:256], half[256:]
+    decode._prep_kernel[(1, 1)](
+        torch.randn(1, 4, D, device=DEV),
+        4 * D,
+        D,
+        q.rotation,
+        q.rotation.stride(0),
+        q.rotation.stride(1),
+        k_cb,
+        v_cb,
+        q16,
+        tab,
+        1.0,
+        G=4,
+        G_PAD=16,
+        D=D,
+        NK=16,
+        NV=16,
+    )
+    words = tab[16:].view(torch.int32)[:16].tolist()
+    asm = decode._PRMT4_ASM.value
+    gen = torch.Generator().manual_seed(0)
+    for first, cb in ((0, k_cb), (8, v_cb)):
+        bits = cb.to(torch.float16).view(torch.int16).tolist()
+        table = [b & 0xFFFF for b in bits]
+        for w in torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist():
+            ops = {"$8": w} | {f"${9 + i}": words[first + i] & 0xFFFFFFFF for i in range(8)}
+            regs = _run_ptx(asm, ops)
+            want = [table[(w >> (4 * j)) & 0xF] for j in range(8)]
+            assert [regs[f"${j}"] for j in range(8)] == want, hex(w)

@@ -204,6 +204,7 @@ def _prmt(a: int, b: int, c: int) -> int:
 _PTX_OPS = {
     "shl.b32": lambda a, n: a << n,
     "shr.b32": lambda a, n: a >> n,
+    "shr.u32": lambda a, n: a >> n,
     "and.b32": lambda a, b: a & b,
     "or.b32": lambda a, b: a | b,
     "not.b32": lambda a: ~a,
@@ -211,9 +212,10 @@ _PTX_OPS = {
 }
 
 
-def _run_ptx(asm: str, operands: dict) -> dict:
+def _run_ptx(asm: str, operands: dict, memory: dict | None = None) -> dict:
     """Execute the straight-line PTX of ``asm`` on 32-bit Python ints (``$k`` operands given
-    in ``operands``; 16-bit outputs come back in it)."""
+    in ``operands``; 16-bit outputs come back in it); ``memory`` maps byte addresses to the
+    16-bit values ``ld.global.nc.b16`` reads."""
     regs = dict(operands)
     val = lambda t: int(t, 16) if t.startswith("0x") else int(t) if t.isdigit() else regs[t]  # noqa: E731
     for ins in asm.strip().strip("{}").split(";"):
@@ -221,6 +223,15 @@ def _run_ptx(asm: str, operands: dict) -> dict:
         if not ins or ins.startswith(".reg"):
             continue
         op, args = ins.split(None, 1)
+        if op == "mov.b64":  # pack two 32-bit registers: {low, high}
+            dst, pair = (x.strip() for x in args.split(",", 1))
+            lo, hi = (val(r.strip()) for r in pair.strip("{} ").split(","))
+            regs[dst] = lo | hi << 32
+            continue
+        if op == "ld.global.nc.b16":
+            dst, addr = (x.strip() for x in args.split(","))
+            regs[dst] = memory[regs[addr.strip("[]")]]
+            continue
         if op == "mov.b32" and args.startswith("{"):  # unpack into two 16-bit registers
             lo_hi, src = args.rsplit(",", 1)
             lo, hi = (r.strip() for r in lo_hi.strip("{} ").split(","))
@@ -269,3 +280,29 @@ def test_register_table_lookup_matches_the_codebook():
             regs = _run_ptx(asm, ops)
             want = [table[(w >> (4 * j)) & 0xF] for j in range(8)]
             assert [regs[f"${j}"] for j in range(8)] == want, hex(w)
+
+
+@pytest.mark.parametrize("which", ["byte", "bits"])
+def test_l1_table_lookups_read_the_indexed_entry(which):
+    """The 2- and 3-bit lookups put the index into the low byte of the (256-byte aligned)
+    table address and read one fp16 there: ``tab[byte_j(spread) / 2]`` and
+    ``tab[(w >> shift) & mask]`` as the interpreter path computes them."""
+    from turboquant.triton import decode
+
+    base = 0x7F3A_1234_5600  # 256-byte aligned, a high word above 32 bits
+    table = torch.randint(0, 2**16, (128,), generator=torch.Generator().manual_seed(1)).tolist()
+    memory = {base + 2 * i: v for i, v in enumerate(table)}
+    lo, hi = base & 0xFFFFFFFF, base >> 32
+    gen = torch.Generator().manual_seed(2)
+    for w in torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist():
+        if which == "byte":  # spread words hold twice an index per byte (indices < 128)
+            w &= 0xFEFEFEFE
+            for j in range(4):
+                ops = {"$1": w, "$2": lo, "$3": hi, "$4": 0x7650 + j}
+                got = _run_ptx(decode._LDG_BYTE_ASM.value, ops, memory)["$0"]
+                assert got == table[((w >> (8 * j)) & 0xFF) >> 1]
+        else:
+            for shift, mask in ((1, 7), (3, 7), (21, 7), (2, 3), (6, 3)):
+                ops = {"$1": w, "$2": lo, "$3": hi, "$4": 2 * mask, "$5": shift - 1}
+                got = _run_ptx(decode._LDG_BITS_ASM.value, ops, memory)["$0"]
+                assert got == table[(w >> shift) & mask]

@@ -107,6 +107,18 @@ def _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N: tl.constexpr, D: tl.constexp
     return tl.join(lo, hi).reshape(N, D)
 
 
+# L1-table lookups (2 and 3 bits): the index goes into the low byte of the table address
+# (``_LDG_BYTE_ASM``: byte $4 of $1 replaces the low byte of $2; ``_LDG_BITS_ASM``: $2 | ((($1 >>
+# $5) & $4)), $4 = twice the index mask), $3 is the address's high word, one fp16 is read.
+_LDG_BYTE_ASM = tl.constexpr(
+    "{ .reg .b32 t; .reg .b64 a; prmt.b32 t, $1, $2, $4; mov.b64 a, {t, $3}; ld.global.nc.b16 $0, [a]; }"
+)
+_LDG_BITS_ASM = tl.constexpr(
+    "{ .reg .b32 t; .reg .b64 a; shr.u32 t, $1, $5; and.b32 t, t, $4; or.b32 t, t, $2; "
+    "mov.b64 a, {t, $3}; ld.global.nc.b16 $0, [a]; }"
+)
+
+
 @triton.jit
 def _table_words(tab):
     """The two 32-bit words of the (256-byte aligned) table address."""
@@ -123,8 +135,7 @@ def _lookup_byte(tab, spread, j: tl.constexpr, MODE: tl.constexpr):
     if MODE == _LDG:
         lo, hi = _table_words(tab)
         return tl.inline_asm_elementwise(
-            "{ .reg .b32 t; .reg .b64 a; prmt.b32 t, $1, $2, $4; mov.b64 a, {t, $3}; "
-            "ld.global.nc.b16 $0, [a]; }",
+            _LDG_BYTE_ASM,
             "=h,r,r,r,r",
             [spread, lo, hi, 0x7650 + j],
             dtype=tl.float16,
@@ -142,8 +153,7 @@ def _lookup_bits(tab, w, shift: tl.constexpr, mask: tl.constexpr, MODE: tl.const
     if MODE == _LDG:
         lo, hi = _table_words(tab)
         return tl.inline_asm_elementwise(
-            "{ .reg .b32 t; .reg .b64 a; shr.u32 t, $1, $5; and.b32 t, t, $4; or.b32 t, t, $2; "
-            "mov.b64 a, {t, $3}; ld.global.nc.b16 $0, [a]; }",
+            _LDG_BITS_ASM,
             "=h,r,r,r,r,r",
             [w, lo, hi, 2 * mask, shift - 1],
             dtype=tl.float16,

@@ -547,55 +547,37 @@ def _split_kernel(
             BLOCK_N,
         )
     for t0 in range(start, end, BLOCK_N):
+        # the tile loaded now: the next one (PREFETCH) or this one
         if PREFETCH:
+            t_load, blk_load = t0 + BLOCK_N, blk_next
             blk_after = _block_ids(bt_row, t0 + 2 * BLOCK_N, end, PAGED, PAGE, BLOCK_N)
-            kw_n, vw_n, kn_n, vn_n = _load_tile(
-                k_head,
-                kn_head,
-                v_head,
-                vn_head,
-                blk_next,
-                t0 + BLOCK_N,
-                end,
-                stride_kp,
-                stride_kt,
-                stride_knp,
-                stride_knt,
-                stride_vp,
-                stride_vt,
-                stride_vnp,
-                stride_vnt,
-                K_BITS,
-                V_BITS,
-                D,
-                PAGED,
-                PAGE,
-                BLOCK_N,
-            )
         else:
-            kw, vw, kn, vn = _load_tile(
-                k_head,
-                kn_head,
-                v_head,
-                vn_head,
-                _block_ids(bt_row, t0, end, PAGED, PAGE, BLOCK_N),
-                t0,
-                end,
-                stride_kp,
-                stride_kt,
-                stride_knp,
-                stride_knt,
-                stride_vp,
-                stride_vt,
-                stride_vnp,
-                stride_vnt,
-                K_BITS,
-                V_BITS,
-                D,
-                PAGED,
-                PAGE,
-                BLOCK_N,
-            )
+            t_load, blk_load = t0, _block_ids(bt_row, t0, end, PAGED, PAGE, BLOCK_N)
+        kw_l, vw_l, kn_l, vn_l = _load_tile(
+            k_head,
+            kn_head,
+            v_head,
+            vn_head,
+            blk_load,
+            t_load,
+            end,
+            stride_kp,
+            stride_kt,
+            stride_knp,
+            stride_knt,
+            stride_vp,
+            stride_vt,
+            stride_vnp,
+            stride_vnt,
+            K_BITS,
+            V_BITS,
+            D,
+            PAGED,
+            PAGE,
+            BLOCK_N,
+        )
+        if not PREFETCH:
+            kw, vw, kn, vn = kw_l, vw_l, kn_l, vn_l
         valid = t0 + tl.arange(0, BLOCK_N) < end
         k = _tile_values(kw, TAB, k0, k1, k2, k3, k4, k5, k6, k7, K_BITS, D, BLOCK_N, K_MODE)
         # scores transposed, [BLOCK_N, G_PAD]: the decompressed K tile is the row-major A
@@ -611,7 +593,7 @@ def _split_kernel(
         acc_t = acc_t * alpha[None, :] + dot(tl.trans(v), (p * vn[:, None]).to(tl.float16))
         m_i = m_new
         if PREFETCH:
-            kw, vw, kn, vn = kw_n, vw_n, kn_n, vn_n
+            kw, vw, kn, vn = kw_l, vw_l, kn_l, vn_l
             blk_next = blk_after
 
     part = ((b * H_KV + h) * num_splits + split) * G + g

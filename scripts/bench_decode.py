@@ -111,6 +111,7 @@ def _sweep_configs():
     grid = [(128, 4, 3, None), (128, 4, 4, None), (64, 4, 4, None), (64, 4, 6, 128), (64, 2, 8, None)]
     grid += [(32, 1, 16, None), (32, 1, 8, None), (32, 1, 16, 168), (32, 1, 24, 128), (32, 2, 8, None)]
     grid += [(32, 2, 12, 128), (16, 1, 16, None), (16, 1, 24, None), (16, 1, 32, 128)]
+    grid += [(128, 4, 8, None), (128, 8, 4, None), (64, 2, 16, None), (32, 1, 32, None)]
     configs = [DecodeConfig(block_n=bn, num_warps=w, ctas_per_sm=c, maxnreg=r) for bn, w, c, r in grid]
     # without the register-held prefetch: fewer registers, more warps per SM
     no_prefetch = [(16, 1, 16), (16, 1, 24), (16, 1, 32), (32, 1, 16), (32, 1, 24)]

@@ -6,14 +6,26 @@ import pytest
 import torch
 from transformers import DynamicCache, Qwen2Config, Qwen2ForCausalLM
 
-from turboquant.cache import CompressedDynamicCache, CompressedKVStore, _PackedStream
+from turboquant import cache as cache_module
+from turboquant.cache import CompressedDynamicCache, CompressedKVStore, _PackedStream, _use_compress_kernel
 from turboquant.hf.tiny import build_tiny_llama
 from turboquant.quantizer import TurboQuantMSE
 from turboquant.storage import baseline_token_bytes, token_bytes
+from turboquant.triton.compress import tq4_compress
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 PROMPT = "A person walks into the room, picks up a cup of coffee"
 GREEDY = dict(do_sample=False, eos_token_id=None)
+
+
+def _expected_packed(q, x):
+    """What the cache stores for ``x`` [B, H, S, D]: the fused compress kernel's output on CUDA
+    (``_use_compress_kernel``), ``quantize_packed`` elsewhere."""
+    if _use_compress_kernel(x, q):
+        b, h, n, d = x.shape
+        packed, norms = tq4_compress(x.reshape(b * h, n, d), q.rotation, q.boundaries, bits=q.bits)
+        return packed.view(b, h, n, -1), norms.view(b, h, n)
+    return q.quantize_packed(x)
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +107,31 @@ def test_packed_layout_and_fp32_norms(bits):
     assert kn.dtype == vn.dtype == torch.float32 and tuple(kn.shape) == (2, 3, 5)
     assert kp.stride(-1) == 1 and kn.stride(-1) == 1
     ref = TurboQuantMSE(128, bits, seed=7).to(DEVICE)
-    rp, rn = ref.quantize_packed(k)
+    rp, rn = _expected_packed(ref, k)
     assert torch.equal(kp, rp) and torch.equal(kn, rn)
     torch.testing.assert_close(kn, torch.linalg.vector_norm(k, dim=-1), rtol=1e-6, atol=0)
     kq, vq = cache.get_quantizers(0)
     assert torch.equal(kq.rotation.cpu(), ref.rotation.cpu()) and kq.bits == vq.bits == bits
+
+
+@pytest.mark.parametrize("bits", [3, 4])
+def test_kernel_append_matches_quantizer(bits, monkeypatch):
+    # the CUDA append path (fused compress kernel writing into the capacity buffers), forced on
+    # here (the interpreter on CPU): a prefill of 5 tokens, then 3 one-token steps, B=2, H=3
+    monkeypatch.setattr(cache_module, "_use_compress_kernel", lambda x, q: q.bits in (2, 3, 4))
+    cache = CompressedDynamicCache(k_bits=bits, v_bits=bits, seed=3, fused_mode=True)
+    ks = [torch.randn(2, 3, n, 128, device=DEVICE) * 4 for n in (5, 1, 1, 1)]
+    for k in ks:
+        cache.update(k, -k, 0)
+    kp, kn, vp, vn = cache.get_compressed(0)
+    ref = TurboQuantMSE(128, bits, seed=3).to(DEVICE)
+    rp, rn = ref.quantize_packed(torch.cat(ks, dim=2))
+    torch.testing.assert_close(kn, rn, rtol=1e-5, atol=0)
+    torch.testing.assert_close(vn, rn, rtol=1e-5, atol=0)
+    idx, want = ref.unpack(kp).long(), ref.unpack(rp).long()
+    # fp32 rounding may move a coordinate that sits on a boundary by one cell, nothing more
+    assert (idx - want).abs().max() <= 1 and (idx != want).float().mean() < 1e-3
+    assert torch.equal(ref.unpack(vp).long(), 2**bits - 1 - idx)  # -k: the mirrored cells
 
 
 def test_incremental_dequantization_only_new_tokens(monkeypatch):
@@ -243,10 +275,10 @@ def test_compressed_kv_store(tiny):
     assert torch.equal(a, b)  # attention sees the ordinary 16-bit K/V
     for i in range(model.config.num_hidden_layers):
         packed, norms = store.get_compressed_key(i)
-        rp, rn = kq.quantize_packed(exact.layers[i].keys)
+        rp, rn = _expected_packed(kq, exact.layers[i].keys)
         assert torch.equal(packed, rp) and torch.equal(norms, rn) and norms.dtype == torch.float32
         vp, vn = store.get_compressed(i)[2:]
-        assert torch.equal(vp, vq.quantize_packed(exact.layers[i].values)[0])
+        assert torch.equal(vp, _expected_packed(vq, exact.layers[i].values)[0])
     assert store.rotation_T.shape == (128, 128) and store.centroids.shape == (16,)
     assert store.storage_report()["ratio"] == pytest.approx(512 / (68 + 52))
     store.crop(-2)

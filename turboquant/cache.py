@@ -3,9 +3,10 @@
 Two caches, both usable as ``model.generate(past_key_values=cache)`` on transformers 5.x:
 
 * :class:`CompressedDynamicCache` — the memory-saving cache. Every ``update`` quantizes the new
-  K/V tokens (``TurboQuantMSE.quantize_packed``: bit-packed indices + fp32 norms) and keeps only
-  those. For standard attention it also keeps a running 16-bit *working buffer* of dequantized
-  K/V into which only the new tokens are dequantized per step (incremental dequantization);
+  K/V tokens (bit-packed indices + fp32 norms; on CUDA with the fused Triton kernel
+  ``tq4_compress`` writing straight into the cache buffers, elsewhere
+  ``TurboQuantMSE.quantize_packed``) and keeps only those. For standard attention it also
+  keeps a running 16-bit *working buffer* of dequantized K/V into which only the new tokens are dequantized per step (incremental dequantization);
   with ``fused_mode=True`` there is no working buffer and the fused kernels
   (:mod:`turboquant.hf.attention`) read the compressed tensors directly.
 * :class:`CompressedKVStore` — a ``DynamicCache`` that keeps its ordinary 16-bit K/V and, as
@@ -48,6 +49,15 @@ def _reserve(buf: torch.Tensor, used: int, need: int) -> torch.Tensor:
     return new
 
 
+def _use_compress_kernel(x: torch.Tensor, quantizer: TurboQuantMSE) -> bool:
+    """Whether :meth:`_PackedStream.append` runs the fused Triton compress kernel (one launch
+    per stream and step, output written in place) instead of the plain-torch quantizer (about
+    a dozen launches and two copies): on CUDA for the kernel's bit widths and head dims."""
+    from .triton.compress import SUPPORTED_BITS, SUPPORTED_HEAD_DIMS
+
+    return x.is_cuda and quantizer.bits in SUPPORTED_BITS and quantizer.head_dim in SUPPORTED_HEAD_DIMS
+
+
 def _check_kv(key_states: object, value_states: object) -> None:
     check_tensor("key_states", key_states, ndim=4)
     check_tensor("value_states", value_states, ndim=4)
@@ -73,23 +83,39 @@ class _PackedStream:
 
     def append(self, x: torch.Tensor) -> None:
         """Quantize ``x`` ``[B, H, n, D]`` and append it along the sequence."""
-        packed, norms = self.quantizer.quantize_packed(x, validate=False)
-        end = self.length + x.shape[2]
-        if self.packed is None:
-            b, h = x.shape[:2]
-            cap = _capacity(end)
-            self.packed = packed.new_empty((b, h, cap, packed.shape[-1]))
-            self.norms = norms.new_empty((b, h, cap))
-        elif packed.shape[:2] != self.packed.shape[:2]:
+        b, h, n = x.shape[:3]
+        if self.packed is not None and (b, h) != tuple(self.packed.shape[:2]):
             raise ValueError(
                 f"key/value states: expected batch and kv_heads {tuple(self.packed.shape[:2])} "
                 f"like the cached ones, got {tuple(x.shape[:2])}"
             )
+        end = self.length + n
+        q = self.quantizer
+        nbytes = math.ceil(q.head_dim * q.bits / 8)
+        if self.packed is None:
+            cap = _capacity(end)
+            self.packed = torch.empty((b, h, cap, nbytes), dtype=torch.uint8, device=x.device)
+            self.norms = torch.empty((b, h, cap), dtype=torch.float32, device=x.device)
         else:
             self.packed = _reserve(self.packed, self.length, end)
             self.norms = _reserve(self.norms, self.length, end)
-        self.packed[:, :, self.length : end] = packed
-        self.norms[:, :, self.length : end] = norms
+        packed, norms = self.packed[:, :, self.length : end], self.norms[:, :, self.length : end]
+        if _use_compress_kernel(x, q):
+            from .triton.compress import tq4_compress
+
+            # [B*H, n, ...] views of the new positions (B and H merge: the buffers are dense)
+            tq4_compress(
+                x.reshape(b * h, n, q.head_dim),
+                q.rotation,
+                q.boundaries,
+                bits=q.bits,
+                out_packed=packed.view(b * h, n, nbytes),
+                out_norms=norms.view(b * h, n),
+            )
+        else:
+            new_packed, new_norms = q.quantize_packed(x, validate=False)
+            packed.copy_(new_packed)
+            norms.copy_(new_norms)
         self.length = end
 
     def view(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -61,8 +61,7 @@ def unpack_indices(packed: torch.Tensor, bits: int, d: int) -> torch.Tensor:
     nbytes = packed_nbytes(d, bits)
     if packed.dim() == 0 or packed.shape[-1] != nbytes:
         raise ValueError(
-            f"packed: expected last dimension ceil({d}*{bits}/8) = {nbytes}, "
-            f"got shape {tuple(packed.shape)}"
+            f"packed: expected last dimension ceil({d}*{bits}/8) = {nbytes}, got shape {tuple(packed.shape)}"
         )
     if bits == 8:
         return packed.contiguous()

@@ -47,9 +47,7 @@ def check_tensor(
     if device is not None and t.device != torch.device(device):
         raise ValueError(f"{name}: expected a tensor on {torch.device(device)}, got one on {t.device}")
     if last_dim is not None and (t.dim() == 0 or t.shape[-1] != last_dim):
-        raise ValueError(
-            f"{name}: expected last dimension {last_dim}, got shape {tuple(t.shape)}"
-        )
+        raise ValueError(f"{name}: expected last dimension {last_dim}, got shape {tuple(t.shape)}")
     return t
 
 

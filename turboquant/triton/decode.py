@@ -14,7 +14,8 @@ contiguous compressed tensors of the Hugging Face cache. Both run the same three
    into the probabilities and accumulates ``V_tile^T @ P^T``; online softmax in fp32; packed
    words of the next tile and block ids of the one after are loaded ahead. Each split writes
    its partial ``(max, sum, acc)``.
-3. ``_reduce_kernel``: merges the splits (log-sum-exp) and rotates back, ``out = acc @ Pi``.
+3. ``_reduce_kernel``: merges the splits (log-sum-exp, several splits per step) and rotates
+   back, ``out = acc @ Pi`` (fp32).
 
 Unpacking: 4-bit and 2-bit rows are read as int32 words (8 or 16 indices each; records are
 4-byte aligned), 3-bit rows as three byte planes (8 indices in 3 bytes). 4-bit indices go
@@ -64,10 +65,10 @@ class DecodeConfig:
     128 splits of 32 tokens took 48); ``prefetch``: load the next tile's words while this one is
     decompressed (a software pipeline held in registers) or load each tile where it is used
     (fewer registers, more warps per SM: 225 against 168 registers at 16-token tiles by
-    scripts/decode_static_report.py).
+    scripts/decode_static_report.py). Without a config the kernels take :func:`default_config`.
     """
 
-    block_n: int = 16
+    block_n: int = 32
     num_warps: int = 1
     num_stages: int = 1
     ctas_per_sm: int = 16
@@ -87,10 +88,31 @@ class DecodeConfig:
             raise ValueError(f"DecodeConfig: invalid launch parameters {self}")
 
 
-# 1-warp programs of 16 tokens, 16 per SM: the fastest of the configurations swept on an H200
-# (scripts/bench_decode.py --sweep, 2026-12-01: B=8, N=32K 337 µs against 480 µs for 32-token
-# tiles; fewer registers per thread, more warps per SM); the interpreter takes the same tiles
+# The defaults, from scripts/bench_decode.py --graph --sweep on an H200 (2026-12-01, 32/8 heads,
+# d=128, K4/V4, docs/results/h200-2026-12-01/decode_sweep_2.jsonl): with much work (B=8, N=32K)
+# 1-warp programs of 32 tokens, 16 per SM, were fastest (300 µs; 16-token tiles 335 µs, 128-token
+# tiles of 4 warps 339 µs); with little work (B=1 at 4K and 32K, B=8 at 4K) 4-warp programs of
+# 128 tokens, 4 per SM (B=1, N=32K: 64 µs against 141 µs for the 1-warp tiles, which cut
+# the context into hundreds of short splits). The interpreter always takes the small tiles.
+SMALL_WORK_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=4)
 DEFAULT_CONFIG = DecodeConfig()
+LOOKUP_CONFIG = DecodeConfig(block_n=16)
+LARGE_WORK_TOKENS = 1 << 20  # sequences × KV heads × context at which DEFAULT_CONFIG takes over
+
+
+def default_config(
+    pairs: int, max_len: int, device: torch.device, bits: tuple[int, int] = (4, 4)
+) -> DecodeConfig:
+    """The launch configuration used when none is given: ``pairs`` = sequences × KV heads,
+    ``max_len`` the longest context, ``bits`` = (K bits, V bits). 4-bit K and V: see
+    ``SMALL_WORK_CONFIG``/``DEFAULT_CONFIG``; otherwise (L1-table lookups) 1-warp programs
+    of 16 tokens (B=8, K3/V3: 32K 589 µs and 4K 94 µs with them, 1130 µs and 143 µs with
+    the 4-bit defaults)."""
+    if bits != (4, 4):
+        return LOOKUP_CONFIG
+    if device.type == "cuda" and pairs * max_len < LARGE_WORK_TOKENS:
+        return SMALL_WORK_CONFIG
+    return DEFAULT_CONFIG
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -614,37 +636,49 @@ def _reduce_kernel(
     stride_oh,
     num_splits,
     G: tl.constexpr,
-    G_PAD: tl.constexpr,
+    G_R: tl.constexpr,
     D: tl.constexpr,
+    SPLITS: tl.constexpr,
+    COLS: tl.constexpr,
 ):
     """Program (kv head, sequence): log-sum-exp merge of the splits, then ``out = acc/l @ Pi``.
-    Empty splits carry ``max = -inf, sum = 0``; an empty sequence gives zeros."""
+    Empty splits carry ``max = -inf, sum = 0``; an empty sequence gives zeros.
+
+    ``SPLITS`` splits at a time as one ``[SPLITS, G_R, D]`` tile (``G_R`` = ``G`` rounded up to
+    a power of two, padding rows masked), with a running maximum per query head: a long split
+    list costs a few wide steps, not one dependent step per split. All in fp32 FMAs; the
+    rotation back by ``COLS`` output columns at a time (a tensor-core dot needs 16 rows)."""
     h = tl.program_id(0)
     b = tl.program_id(1)
     H_KV = tl.num_programs(0)
-    g = tl.arange(0, G_PAD)
+    g = tl.arange(0, G_R)
     d = tl.arange(0, D)
     gmask = g < G
-    m = tl.full([G_PAD], float("-inf"), tl.float32)
-    total = tl.zeros([G_PAD], tl.float32)
-    acc = tl.zeros([G_PAD, D], tl.float32)
-    for s in range(num_splits):
-        part = ((b * H_KV + h) * num_splits + s) * G + g
-        m_s = tl.load(ML + 2 * part, mask=gmask, other=float("-inf"))
-        l_s = tl.load(ML + 2 * part + 1, mask=gmask, other=0.0)
-        a_s = tl.load(ACC + part[:, None] * D + d[None, :], mask=gmask[:, None], other=0.0)
-        m_new = tl.maximum(m, m_s)
+    base = (b * H_KV + h) * num_splits
+    m = tl.full([G_R], float("-inf"), tl.float32)
+    total = tl.zeros([G_R], tl.float32)
+    acc = tl.zeros([G_R, D], tl.float32)
+    for s0 in range(0, num_splits, SPLITS):
+        sp = s0 + tl.arange(0, SPLITS)
+        part = (base + sp)[:, None] * G + g[None, :]  # [SPLITS, G_R]
+        live = (sp < num_splits)[:, None] & gmask[None, :]
+        m_s = tl.load(ML + 2 * part, mask=live, other=float("-inf"))
+        l_s = tl.load(ML + 2 * part + 1, mask=live, other=0.0)
+        a = tl.load(ACC + part[:, :, None] * D + d[None, None, :], mask=live[:, :, None], other=0.0)
+        m_new = tl.maximum(m, tl.max(m_s, 0))
         m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)
-        w_old = tl.exp2(m - m_ref)
-        w_s = tl.exp2(m_s - m_ref)
-        total = total * w_old + l_s * w_s
-        acc = acc * w_old[:, None] + a_s * w_s[:, None]
+        alpha = tl.exp2(m - m_ref)  # 0 while nothing was seen
+        w = tl.exp2(m_s - m_ref[None, :])  # 0 for empty splits
+        total = total * alpha + tl.sum(l_s * w, 0)
+        acc = acc * alpha[:, None] + tl.sum(a * w[:, :, None], 0)
         m = m_new
     out_rot = acc / tl.where(total > 0, total, 1.0)[:, None]
-    rot = tl.load(ROT + d[:, None] * stride_r0 + d[None, :] * stride_r1)
-    out = tl.dot(out_rot, rot, input_precision="tf32x3")
-    ptrs = OUT + b * stride_ob + (h * G + g)[:, None] * stride_oh + d[None, :]
-    tl.store(ptrs, out.to(OUT.dtype.element_ty), mask=gmask[:, None])
+    row = OUT + b * stride_ob + (h * G + g)[:, None] * stride_oh
+    for c0 in tl.static_range(0, D, COLS):
+        c = c0 + tl.arange(0, COLS)
+        rot = tl.load(ROT + d[:, None] * stride_r0 + c[None, :] * stride_r1)  # Pi[:, c]
+        out = tl.sum(out_rot[:, :, None] * rot[None, :, :], 1)
+        tl.store(row + c[None, :], out.to(OUT.dtype.element_ty), mask=gmask[:, None])
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -741,8 +775,9 @@ def _launch(
         raise ValueError(f"q: {h_q} query heads is not a multiple of {h_kv} KV heads")
     g = h_q // h_kv
     g_pad = max(16, triton.next_power_of_2(g))
-    config = DEFAULT_CONFIG if config is None else config
     dev = q3.device
+    if config is None:
+        config = default_config(b * h_kv, max_len, dev, (k_bits, v_bits))
     splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits)
 
     half = torch.empty(2 * _TABLE + b * h_q * d, dtype=torch.float16, device=dev)  # 512-byte aligned
@@ -800,6 +835,7 @@ def _launch(
         num_stages=config.num_stages,
         **({} if config.maxnreg is None or INTERPRET else {"maxnreg": config.maxnreg}),
     )
+    g_r = triton.next_power_of_2(g)
     _reduce_kernel[(h_kv, b)](
         acc,
         ml,
@@ -811,8 +847,10 @@ def _launch(
         out.stride(1),
         splits,
         G=g,
-        G_PAD=g_pad,
+        G_R=g_r,
         D=d,
+        SPLITS=max(1, 8192 // (g_r * d)),
+        COLS=max(1, min(d, 16384 // (g_r * d))),
         num_warps=8 if d >= 128 else 4,
     )
     return out

@@ -6,9 +6,10 @@ Two caches, both usable as ``model.generate(past_key_values=cache)`` on transfor
   K/V tokens (bit-packed indices + fp32 norms; on CUDA with the fused Triton kernel
   ``tq4_compress`` writing straight into the cache buffers, elsewhere
   ``TurboQuantMSE.quantize_packed``) and keeps only those. For standard attention it also
-  keeps a running 16-bit *working buffer* of dequantized K/V into which only the new tokens are dequantized per step (incremental dequantization);
-  with ``fused_mode=True`` there is no working buffer and the fused kernels
-  (:mod:`turboquant.hf.attention`) read the compressed tensors directly.
+  keeps a running 16-bit *working buffer* of dequantized K/V into which only the new tokens
+  are dequantized per step (incremental dequantization); with ``fused_mode=True`` there is
+  no working buffer and the fused kernels (:mod:`turboquant.hf.attention`) read the
+  compressed tensors directly.
 * :class:`CompressedKVStore` — a ``DynamicCache`` that keeps its ordinary 16-bit K/V and, as
   side storage, compressed K (and V when given a ``v_quantizer``) for fused kernels.
 

@@ -115,8 +115,13 @@ def _sweep_configs():
     configs = [DecodeConfig(block_n=bn, num_warps=w, ctas_per_sm=c, maxnreg=r) for bn, w, c, r in grid]
     # without the register-held prefetch: fewer registers, more warps per SM
     no_prefetch = [(16, 1, 16), (16, 1, 24), (16, 1, 32), (32, 1, 16), (32, 1, 24)]
-    return configs + [
+    configs += [
         DecodeConfig(block_n=bn, num_warps=w, ctas_per_sm=c, prefetch=False) for bn, w, c in no_prefetch
+    ]
+    # the 16-entry 4-bit lookup instead of the symmetric 8-entry one, at the default tiles
+    return configs + [
+        DecodeConfig(block_n=bn, num_warps=w, ctas_per_sm=c, symmetric_lookup=False)
+        for bn, w, c in ((32, 1, 16), (128, 4, 4), (16, 1, 16))
     ]
 
 

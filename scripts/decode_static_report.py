@@ -77,6 +77,7 @@ def compile_split(
     prefetch: bool = True,
     group: int = 4,
     head_dim: int = 128,
+    symmetric: bool = True,
 ):
     """The split kernel as ``bench_decode.py`` launches it (page 16, K/V bits ``bits``)."""
     fn = decode._split_kernel
@@ -91,6 +92,8 @@ def compile_split(
         HAS_LENS=paged,
         BLOCK_N=block_n,
         PREFETCH=prefetch,
+        K_SYM=symmetric and bits == 4,
+        V_SYM=symmetric and bits == 4,
     )
     signature = {name: POINTERS.get(name, "i32") for name in fn.arg_names if name not in constants}
     signature.update(dict.fromkeys(constants, "constexpr"))
@@ -156,6 +159,9 @@ def main(argv=None) -> None:
     parser.add_argument("--warps", type=int, nargs="+", default=[1])
     parser.add_argument("--contiguous", action="store_true", help="the Hugging Face cache's kernel")
     parser.add_argument("--no-prefetch", action="store_true", help="DecodeConfig(prefetch=False)")
+    parser.add_argument(
+        "--no-symmetric", action="store_true", help="DecodeConfig(symmetric_lookup=False): 16-entry table"
+    )
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
     args = parser.parse_args(argv)
     print(f"triton {triton.__version__}, {_ptxas().name}, sm_90a")
@@ -164,7 +170,12 @@ def main(argv=None) -> None:
             for block_n in args.block_n:
                 for warps in args.warps:
                     kernel = compile_split(
-                        bits, block_n, warps, paged=not args.contiguous, prefetch=not args.no_prefetch
+                        bits,
+                        block_n,
+                        warps,
+                        paged=not args.contiguous,
+                        prefetch=not args.no_prefetch,
+                        symmetric=not args.no_symmetric,
                     )
                     ttgir = kernel.asm["ttgir"]
                     report, sass = assemble(kernel.asm["ptx"], Path(tmp))
@@ -173,7 +184,8 @@ def main(argv=None) -> None:
                     n, ops = loop_histogram(sass)
                     print(
                         f"{'contiguous' if args.contiguous else 'paged'} K{bits}/V{bits} "
-                        f"block_n={block_n} warps={warps}{' no-prefetch' if args.no_prefetch else ''}: "
+                        f"block_n={block_n} warps={warps}{' no-prefetch' if args.no_prefetch else ''}"
+                        f"{' 16-entry' if args.no_symmetric else ''}: "
                         f"{regs.group(1) if regs else '?'} registers, "
                         f"spill stores/loads {spills.group(1)}/{spills.group(2)} B, "
                         f"shared {kernel.metadata.shared} B, "

@@ -7,7 +7,7 @@ from turboquant.paged import PagedKVLayout, allocate_pool, write_kv_reference
 from turboquant.quantizer import TurboQuantMSE
 from turboquant.triton.decode import (
     DEFAULT_CONFIG,
-    SMALL_WORK_CONFIG,
+    WIDE_TILE_CONFIG,
     DecodeConfig,
     default_config,
     split_plan,
@@ -66,8 +66,11 @@ def test_paged_decode_matches_reference(bits, group, block_size, dtype, block_n)
     q = torch.randn(len(lens), h_kv * group, D, device=DEV).to(dtype)
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
     ref = tq_paged_decode_reference(*args)
+    # the 8-entry symmetric 4-bit lookup with prefetch, the 16-entry one without (GPU only)
     for prefetch in (True, False):
-        cfg = DecodeConfig(block_n=block_n, num_warps=4, ctas_per_sm=3, prefetch=prefetch)
+        cfg = DecodeConfig(
+            block_n=block_n, num_warps=4, ctas_per_sm=3, prefetch=prefetch, symmetric_lookup=prefetch
+        )
         for splits in (1, 3):
             _close(tq_paged_decode(*args, num_splits=splits, config=cfg), ref, dtype)
     assert ref[0].abs().max() == 0  # an empty sequence attends to nothing
@@ -151,12 +154,13 @@ def test_sm_scale_and_split_plan():
 
 def test_default_config_by_work():
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert default_config(8, 32768, cuda) == SMALL_WORK_CONFIG  # B=1, 8 KV heads
-    assert default_config(64, 4096, cuda) == SMALL_WORK_CONFIG  # B=8, N=4K
+    assert default_config(8, 32768, cuda) == WIDE_TILE_CONFIG  # B=1, 8 KV heads
+    assert default_config(64, 4096, cuda) == WIDE_TILE_CONFIG  # B=8, N=4K
     assert default_config(64, 32768, cuda) == DEFAULT_CONFIG  # B=8, N=32K
+    assert default_config(256, 32768, cuda) == WIDE_TILE_CONFIG  # B=32, N=32K
     assert default_config(8, 32768, cpu) == DEFAULT_CONFIG  # the interpreter: small tiles
     assert default_config(64, 32768, cuda, (3, 3)).block_n == 16  # table lookups: 16-token tiles
-    assert SMALL_WORK_CONFIG.block_n == 128 and SMALL_WORK_CONFIG.num_warps == 4
+    assert WIDE_TILE_CONFIG.block_n == 128 and WIDE_TILE_CONFIG.num_warps == 4
 
 
 def test_small_work_config_matches_reference():
@@ -166,7 +170,7 @@ def test_small_work_config_matches_reference():
     q = torch.randn(len(lens), 8, D, device=DEV).half()
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
     ref = tq_paged_decode_reference(*args)
-    _close(tq_paged_decode(*args, config=SMALL_WORK_CONFIG), ref, torch.float16)
+    _close(tq_paged_decode(*args, config=WIDE_TILE_CONFIG), ref, torch.float16)
 
 
 def test_decode_errors():
@@ -233,6 +237,8 @@ _PTX_OPS = {
     "and.b32": lambda a, b: a & b,
     "or.b32": lambda a, b: a | b,
     "not.b32": lambda a: ~a,
+    "xor.b32": lambda a, b: a ^ b,
+    "mul.lo.u32": lambda a, b: a * b,
     "prmt.b32": _prmt,
 }
 
@@ -267,13 +273,10 @@ def _run_ptx(asm: str, operands: dict, memory: dict | None = None) -> dict:
     return regs
 
 
-def test_register_table_lookup_matches_the_codebook():
-    """``_prep_kernel``'s register tables + ``_PRMT4_ASM`` give ``c[idx]`` (fp16 bits) for all
-    8 indices of a packed word, in index order."""
+def _prep_tables(q, k_cb, v_cb):
+    """The 16 register-table words ``_prep_kernel`` writes for codebooks ``k_cb``, ``v_cb``."""
     from turboquant.triton import decode
 
-    q = TurboQuantMSE(D, 4).to(DEV)
-    k_cb, v_cb = q.centroids, q.centroids.flip(0).contiguous() * 0.5  # two different tables
     half = torch.zeros(2 * 128 + 4 * D, dtype=torch.float16, device=DEV)
     tab, q16 = half[:256], half[256:]
     decode._prep_kernel[(1, 1)](
@@ -294,7 +297,17 @@ def test_register_table_lookup_matches_the_codebook():
         NK=16,
         NV=16,
     )
-    words = tab[16:].view(torch.int32)[:16].tolist()
+    return tab[16:].view(torch.int32)[:16].tolist()
+
+
+def test_register_table_lookup_matches_the_codebook():
+    """``_prep_kernel``'s register tables + ``_PRMT4_ASM`` give ``c[idx]`` (fp16 bits) for all
+    8 indices of a packed word, in index order."""
+    from turboquant.triton import decode
+
+    q = TurboQuantMSE(D, 4).to(DEV)
+    k_cb, v_cb = q.centroids, q.centroids.flip(0).contiguous() * 0.5  # two different tables
+    words = _prep_tables(q, k_cb, v_cb)
     asm = decode._PRMT4_ASM.value
     gen = torch.Generator().manual_seed(0)
     for first, cb in ((0, k_cb), (8, v_cb)):
@@ -305,6 +318,41 @@ def test_register_table_lookup_matches_the_codebook():
             regs = _run_ptx(asm, ops)
             want = [table[(w >> (4 * j)) & 0xF] for j in range(8)]
             assert [regs[f"${j}"] for j in range(8)] == want, hex(w)
+
+
+def test_symmetric_register_table_lookup_matches_the_codebook():
+    """``_SYM4_ASM`` with words 2, 3, 6, 7 of ``_prep_kernel``'s tables (the positive half of a
+    symmetric codebook) gives ``c[idx]`` (fp16 bits) for all 8 indices of a packed word."""
+    from turboquant.triton import decode
+
+    q = TurboQuantMSE(D, 4).to(DEV)
+    k_cb, v_cb = q.centroids, q.centroids * 0.37
+    assert decode.is_symmetric(k_cb) and decode.is_symmetric(v_cb)
+    words = _prep_tables(q, k_cb, v_cb)
+    gen = torch.Generator().manual_seed(3)
+    for first, cb in ((0, k_cb), (8, v_cb)):
+        table = [b & 0xFFFF for b in cb.to(torch.float16).view(torch.int16).tolist()]
+        ws = [0, 0xFFFFFFFF, 0x76543210, 0xFEDCBA98]
+        ws += torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist()
+        for w in ws:
+            tab = [words[first + i] & 0xFFFFFFFF for i in (2, 3, 6, 7)]
+            ops = {"$8": w} | {f"${9 + i}": t for i, t in enumerate(tab)}
+            regs = _run_ptx(decode._SYM4_ASM.value, ops)
+            want = [table[(w >> (4 * j)) & 0xF] for j in range(8)]
+            assert [regs[f"${j}"] for j in range(8)] == want, hex(w)
+
+
+def test_symmetry_check_is_remembered_and_sees_changes():
+    from turboquant.triton import decode
+
+    c = TurboQuantMSE(D, 4).centroids.clone()
+    assert decode.is_symmetric(c)
+    c[0] += 1e-3  # in place: a new version, checked again
+    assert not decode.is_symmetric(c)
+    assert not decode.is_symmetric(torch.linspace(-1, 2, 16))
+    with torch.inference_mode():  # no version counter: remembered by identity
+        c = TurboQuantMSE(D, 4).centroids.clone()
+        assert decode.is_symmetric(c) and decode.is_symmetric(c)
 
 
 @pytest.mark.parametrize("which", ["byte", "bits"])

@@ -14,8 +14,8 @@ contiguous compressed tensors of the Hugging Face cache. Both run the same three
    into the probabilities and accumulates ``V_tile^T @ P^T``; online softmax in fp32; packed
    words of the next tile and block ids of the one after are loaded ahead. Each split writes
    its partial ``(max, sum, acc)``.
-3. ``_reduce_kernel``: merges the splits (log-sum-exp, several splits per step) and rotates
-   back, ``out = acc @ Pi`` (fp32).
+3. ``_reduce_kernel``: merges the splits (log-sum-exp, many partial rows per step) and rotates
+   back, ``out = acc @ Pi``.
 
 Unpacking: 4-bit and 2-bit rows are read as int32 words (8 or 16 indices each; records are
 4-byte aligned), 3-bit rows as three byte planes (8 indices in 3 bytes). 4-bit indices go
@@ -30,6 +30,7 @@ Each kernel's plain-torch reference is ``tq_decode_reference`` /
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from functools import cache
 
@@ -47,7 +48,7 @@ LOG2E = 1.4426950408889634
 _TABLE = 128  # fp16 codebook table: K at [0, 16), V at [128, 144): 256-byte aligned
 # codebook lookups: 4 bits through a register table (_PRMT), 2 and 3 bits through an L1-resident
 # table (_LDG); the interpreter runs no inline PTX and takes plain loads (_LOAD)
-_LDG, _PRMT, _LOAD = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2)
+_LDG, _PRMT, _LOAD, _SYM4 = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2), tl.constexpr(3)
 _INTERPRET = tl.constexpr(INTERPRET)
 
 
@@ -65,7 +66,10 @@ class DecodeConfig:
     128 splits of 32 tokens took 48); ``prefetch``: load the next tile's words while this one is
     decompressed (a software pipeline held in registers) or load each tile where it is used
     (fewer registers, more warps per SM: 225 against 168 registers at 16-token tiles by
-    scripts/decode_static_report.py). Without a config the kernels take :func:`default_config`.
+    scripts/decode_static_report.py); ``symmetric_lookup``: 4-bit codebooks with
+    ``c[15 - i] == -c[i]`` (checked once per codebook tensor) go through the 8-entry register
+    table (``_SYM4_ASM``), others through the 16-entry one. Without a config the kernels take
+    :func:`default_config`.
     """
 
     block_n: int = 32
@@ -75,6 +79,7 @@ class DecodeConfig:
     maxnreg: int | None = None
     min_split_tokens: int = 32
     prefetch: bool = True
+    symmetric_lookup: bool = True
 
     def __post_init__(self) -> None:
         if self.block_n < 16 or self.block_n & (self.block_n - 1):
@@ -89,30 +94,33 @@ class DecodeConfig:
 
 
 # The defaults, from scripts/bench_decode.py --graph --sweep on an H200 (2026-12-01, 32/8 heads,
-# d=128, K4/V4, docs/results/h200-2026-12-01/decode_sweep_2.jsonl): with much work (B=8, N=32K)
-# 1-warp programs of 32 tokens, 16 per SM, were fastest (300 µs; 16-token tiles 335 µs, 128-token
-# tiles of 4 warps 339 µs); with little work (B=1 at 4K and 32K, B=8 at 4K) 4-warp programs of
-# 128 tokens, 4 per SM (B=1, N=32K: 64 µs against 141 µs for the 1-warp tiles, which cut
-# the context into hundreds of short splits). The interpreter always takes the small tiles.
-SMALL_WORK_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=4)
+# d=128, K4/V4; docs/results/h200-2026-12-01-s10/): 4-warp programs of 128 tokens, 4 per SM,
+# were fastest at B=1 (N=32K: 64 µs against 140 µs for 1-warp tiles), at B=8, N=4K (50 against
+# 60 µs) and at B=32 (N=4K: 163 against 204 µs, N=32K: 1049 against 1271 µs); 1-warp programs
+# of 32 tokens, 16 per SM, at B=8, N=32K (289 against 329 µs: 64 (sequence, KV head) pairs
+# make 2.2 waves of the 128-token programs, the last one mostly empty). The interpreter always
+# takes the 32-token tiles.
+WIDE_TILE_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=4)
 DEFAULT_CONFIG = DecodeConfig()
 LOOKUP_CONFIG = DecodeConfig(block_n=16)
-LARGE_WORK_TOKENS = 1 << 20  # sequences × KV heads × context at which DEFAULT_CONFIG takes over
+LONG_WORK_TOKENS = 1 << 20  # sequences × KV heads × context from which DEFAULT_CONFIG can win
+FEW_PAIRS = 128  # ... when there are fewer (sequence, KV head) pairs than this
 
 
 def default_config(
     pairs: int, max_len: int, device: torch.device, bits: tuple[int, int] = (4, 4)
 ) -> DecodeConfig:
     """The launch configuration used when none is given: ``pairs`` = sequences × KV heads,
-    ``max_len`` the longest context, ``bits`` = (K bits, V bits). 4-bit K and V: see
-    ``SMALL_WORK_CONFIG``/``DEFAULT_CONFIG``; otherwise (L1-table lookups) 1-warp programs
-    of 16 tokens (B=8, K3/V3: 32K 589 µs and 4K 94 µs with them, 1130 µs and 143 µs with
-    the 4-bit defaults)."""
+    ``max_len`` the longest context, ``bits`` = (K bits, V bits). 4-bit K and V on a GPU:
+    ``DEFAULT_CONFIG`` when ``pairs * max_len >= LONG_WORK_TOKENS`` and ``pairs < FEW_PAIRS``,
+    else ``WIDE_TILE_CONFIG`` (see the measurements above); other bit widths (L1-table
+    lookups): 1-warp programs of 16 tokens (B=8, K3/V3: 32K 589 µs and 4K 94 µs with them,
+    1130 µs and 143 µs with the 4-bit defaults)."""
     if bits != (4, 4):
         return LOOKUP_CONFIG
-    if device.type == "cuda" and pairs * max_len < LARGE_WORK_TOKENS:
-        return SMALL_WORK_CONFIG
-    return DEFAULT_CONFIG
+    if device.type != "cuda" or (pairs * max_len >= LONG_WORK_TOKENS and pairs < FEW_PAIRS):
+        return DEFAULT_CONFIG
+    return WIDE_TILE_CONFIG
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -208,6 +216,30 @@ _PRMT4_ASM = tl.constexpr(
 )
 
 
+# 4-bit lookup for a symmetric codebook (c[15 - i] = -c[i], as Lloyd-Max codebooks of the
+# rotated coordinates are): only the 8 positive entries p[j] = c[8 + j] are tabulated (their low
+# bytes in two registers, high bytes in two: words 2, 3, 6, 7 of the 16-entry table). Index i
+# with bit 3 set is p[i & 7], otherwise -p[7 - i & 7]: for all 8 nibbles of a word at once,
+# k = (i ^ 7 * !bit3) & 7 (shift, not/and, multiply, xor/and); one `prmt` per 4 low bytes and
+# one per 4 high bytes; prmt's sign-replicate mode turns bit 3 of every index into a byte mask
+# (as in _PRMT4_ASM) that sets the sign bit of the negative ones; two `prmt` interleave bytes
+# into fp16 pairs. 18 instructions per 8 indices against 32 for the 16-entry table.
+_SYM4_HALF = (
+    "prmt.b32 la, $9, $10, {sel}; prmt.b32 ha, $11, $12, {sel}; "
+    "prmt.b32 m, w4, $8, {msk}; not.b32 m, m; and.b32 m, m, 0x80808080; or.b32 ha, ha, m; "
+    "prmt.b32 p, la, ha, 0x5140; prmt.b32 q, la, ha, 0x7362; "
+    "mov.b32 {{${o0}, ${o1}}}, p; mov.b32 {{${o2}, ${o3}}}, q; "
+)
+_SYM4_ASM = tl.constexpr(
+    "{ .reg .b32 t, s, sh, m, la, ha, p, q, w4; shl.b32 w4, $8, 4; "
+    "shr.b32 t, $8, 3; not.b32 t, t; and.b32 t, t, 0x11111111; mul.lo.u32 t, t, 7; "
+    "xor.b32 s, $8, t; and.b32 s, s, 0x77777777; shr.b32 sh, s, 16; "
+    + _SYM4_HALF.format(sel="s", msk="0xD9C8", o0=0, o1=1, o2=2, o3=3)
+    + _SYM4_HALF.format(sel="sh", msk="0xFBEA", o0=4, o1=5, o2=6, o3=7)
+    + "}"
+)
+
+
 @triton.jit
 def _register_table(tab, first: tl.constexpr, USED: tl.constexpr):
     """The 8 words of a register table (written by ``_prep_kernel`` after the fp16 tables)."""
@@ -234,6 +266,21 @@ def _dequant4_prmt(w, t0, t1, t2, t3, t4, t5, t6, t7, D: tl.constexpr, N: tl.con
         _PRMT4_ASM,
         "=h,=h,=h,=h,=h,=h,=h,=h,r,r,r,r,r,r,r,r,r",
         [w, t0, t1, t2, t3, t4, t5, t6, t7],
+        dtype=(tl.float16,) * 8,
+        is_pure=True,
+        pack=1,
+    )
+    return _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N, D)
+
+
+@triton.jit
+def _dequant4_sym(w, t2, t3, t6, t7, D: tl.constexpr, N: tl.constexpr):
+    """4-bit words ``[N, D/8]`` → fp16 ``[N, D]`` for a symmetric codebook (``_SYM4_ASM``; the
+    words 2, 3, 6, 7 of the register table hold its positive half)."""
+    c0, c1, c2, c3, c4, c5, c6, c7 = tl.inline_asm_elementwise(
+        _SYM4_ASM,
+        "=h,=h,=h,=h,=h,=h,=h,=h,r,r,r,r,r",
+        [w, t2, t3, t6, t7],
         dtype=(tl.float16,) * 8,
         is_pure=True,
         pack=1,
@@ -347,8 +394,11 @@ def _tile_values(
     N: tl.constexpr,
     MODE: tl.constexpr,
 ):
-    """fp16 ``[N, D]`` codebook values of a tile's words, by ``MODE`` (``_PRMT``: 4 bits only)."""
-    if MODE == _PRMT:
+    """fp16 ``[N, D]`` codebook values of a tile's words, by ``MODE`` (``_PRMT``, ``_SYM4``: 4 bits
+    only)."""
+    if MODE == _SYM4:
+        return _dequant4_sym(w, t2, t3, t6, t7, D, N)
+    elif MODE == _PRMT:
         return _dequant4_prmt(w, t0, t1, t2, t3, t4, t5, t6, t7, D, N)
     else:
         return _dequant(w, tab, BITS, D, N, MODE)
@@ -496,6 +546,8 @@ def _split_kernel(
     HAS_LENS: tl.constexpr,
     BLOCK_N: tl.constexpr,
     PREFETCH: tl.constexpr,
+    K_SYM: tl.constexpr = False,
+    V_SYM: tl.constexpr = False,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
@@ -534,10 +586,10 @@ def _split_kernel(
         kn_head += b64 * stride_knp
         v_head += b64 * stride_vp
         vn_head += b64 * stride_vnp
-    K_MODE: tl.constexpr = _LOAD if _INTERPRET else (_PRMT if K_BITS == 4 else _LDG)
-    V_MODE: tl.constexpr = _LOAD if _INTERPRET else (_PRMT if V_BITS == 4 else _LDG)
-    k0, k1, k2, k3, k4, k5, k6, k7 = _register_table(TAB, 0, K_MODE == _PRMT)
-    v0, v1, v2, v3, v4, v5, v6, v7 = _register_table(TAB, 8, V_MODE == _PRMT)
+    K_MODE: tl.constexpr = _LOAD if _INTERPRET else (_LDG if K_BITS != 4 else (_SYM4 if K_SYM else _PRMT))
+    V_MODE: tl.constexpr = _LOAD if _INTERPRET else (_LDG if V_BITS != 4 else (_SYM4 if V_SYM else _PRMT))
+    k0, k1, k2, k3, k4, k5, k6, k7 = _register_table(TAB, 0, K_MODE == _PRMT or K_MODE == _SYM4)
+    v0, v1, v2, v3, v4, v5, v6, v7 = _register_table(TAB, 8, V_MODE == _PRMT or V_MODE == _SYM4)
 
     # PREFETCH: software pipeline, block ids two tiles ahead, packed words and norms one tile
     # ahead, so memory latency overlaps the decompression of the current tile (~55 more
@@ -636,49 +688,47 @@ def _reduce_kernel(
     stride_oh,
     num_splits,
     G: tl.constexpr,
-    G_R: tl.constexpr,
+    G_PAD: tl.constexpr,
     D: tl.constexpr,
-    SPLITS: tl.constexpr,
-    COLS: tl.constexpr,
+    ROWS: tl.constexpr,
 ):
     """Program (kv head, sequence): log-sum-exp merge of the splits, then ``out = acc/l @ Pi``.
     Empty splits carry ``max = -inf, sum = 0``; an empty sequence gives zeros.
 
-    ``SPLITS`` splits at a time as one ``[SPLITS, G_R, D]`` tile (``G_R`` = ``G`` rounded up to
-    a power of two, padding rows masked), with a running maximum per query head: a long split
-    list costs a few wide steps, not one dependent step per split. All in fp32 FMAs; the
-    rotation back by ``COLS`` output columns at a time (a tensor-core dot needs 16 rows)."""
+    The ``num_splits * G`` partial rows of a (sequence, kv head) are contiguous (split-major,
+    head-minor); they are merged ``ROWS`` at a time with a running maximum per query head,
+    and the rows of each head are summed by a 0/1 selection matrix on the tensor cores, so a
+    long split list costs a few wide steps, not one dependent step per split."""
     h = tl.program_id(0)
     b = tl.program_id(1)
     H_KV = tl.num_programs(0)
-    g = tl.arange(0, G_R)
+    g = tl.arange(0, G_PAD)
     d = tl.arange(0, D)
-    gmask = g < G
-    base = (b * H_KV + h) * num_splits
-    m = tl.full([G_R], float("-inf"), tl.float32)
-    total = tl.zeros([G_R], tl.float32)
-    acc = tl.zeros([G_R, D], tl.float32)
-    for s0 in range(0, num_splits, SPLITS):
-        sp = s0 + tl.arange(0, SPLITS)
-        part = (base + sp)[:, None] * G + g[None, :]  # [SPLITS, G_R]
-        live = (sp < num_splits)[:, None] & gmask[None, :]
-        m_s = tl.load(ML + 2 * part, mask=live, other=float("-inf"))
-        l_s = tl.load(ML + 2 * part + 1, mask=live, other=0.0)
-        a = tl.load(ACC + part[:, :, None] * D + d[None, None, :], mask=live[:, :, None], other=0.0)
-        m_new = tl.maximum(m, tl.max(m_s, 0))
+    r = tl.arange(0, ROWS)
+    base = (b * H_KV + h) * num_splits * G
+    n_rows = num_splits * G
+    m = tl.full([G_PAD], float("-inf"), tl.float32)
+    total = tl.zeros([G_PAD], tl.float32)
+    acc = tl.zeros([G_PAD, D], tl.float32)
+    for r0 in range(0, n_rows, ROWS):
+        rows = r0 + r
+        live = rows < n_rows
+        m_r = tl.load(ML + 2 * (base + rows), mask=live, other=float("-inf"))
+        l_r = tl.load(ML + 2 * (base + rows) + 1, mask=live, other=0.0)
+        a = tl.load(ACC + (base + rows)[:, None] * D + d[None, :], mask=live[:, None], other=0.0)
+        sel = (rows % G)[None, :] == g[:, None]  # [G_PAD, ROWS]: row -> its query head
+        m_new = tl.maximum(m, tl.max(tl.where(sel, m_r[None, :], float("-inf")), 1))
         m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)
         alpha = tl.exp2(m - m_ref)  # 0 while nothing was seen
-        w = tl.exp2(m_s - m_ref[None, :])  # 0 for empty splits
-        total = total * alpha + tl.sum(l_s * w, 0)
-        acc = acc * alpha[:, None] + tl.sum(a * w[:, :, None], 0)
+        w = tl.exp2(m_r - tl.max(tl.where(sel, m_ref[:, None], float("-inf")), 0))  # 0 where empty
+        total = total * alpha + tl.sum(tl.where(sel, (l_r * w)[None, :], 0.0), 1)
+        acc = acc * alpha[:, None] + tl.dot(sel.to(tl.float32), a * w[:, None], input_precision="tf32x3")
         m = m_new
     out_rot = acc / tl.where(total > 0, total, 1.0)[:, None]
-    row = OUT + b * stride_ob + (h * G + g)[:, None] * stride_oh
-    for c0 in tl.static_range(0, D, COLS):
-        c = c0 + tl.arange(0, COLS)
-        rot = tl.load(ROT + d[:, None] * stride_r0 + c[None, :] * stride_r1)  # Pi[:, c]
-        out = tl.sum(out_rot[:, :, None] * rot[None, :, :], 1)
-        tl.store(row + c[None, :], out.to(OUT.dtype.element_ty), mask=gmask[:, None])
+    rot = tl.load(ROT + d[:, None] * stride_r0 + d[None, :] * stride_r1)
+    out = tl.dot(out_rot, rot, input_precision="tf32x3")
+    ptrs = OUT + b * stride_ob + (h * G + g)[:, None] * stride_oh + d[None, :]
+    tl.store(ptrs, out.to(OUT.dtype.element_ty), mask=(g < G)[:, None])
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -689,6 +739,28 @@ def _num_sms(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).multi_processor_count
     return 4
+
+
+_SYMMETRY: dict[int, tuple[weakref.ref, int | None, bool]] = {}
+
+
+def is_symmetric(centroids: torch.Tensor) -> bool:
+    """Whether ``centroids`` (sorted) satisfy ``c[n-1-i] == -c[i]`` exactly. Read once per tensor
+    and in-place version (a device sync), then remembered; while a CUDA graph is being
+    captured an unseen tensor counts as asymmetric (the general lookup is always right)."""
+    # inference-mode tensors keep no version counter: remembered by identity alone
+    version = None if centroids.is_inference() else centroids._version
+    hit = _SYMMETRY.get(id(centroids))
+    if hit is not None and hit[0]() is centroids and hit[1] == version:
+        return hit[2]
+    if centroids.is_cuda and torch.cuda.is_current_stream_capturing():
+        return False
+    sym = bool(torch.equal(centroids, -centroids.flip(0)))
+    if len(_SYMMETRY) > 256:  # drop entries of freed tensors
+        for key in [k for k, v in _SYMMETRY.items() if v[0]() is None]:
+            del _SYMMETRY[key]
+    _SYMMETRY[id(centroids)] = (weakref.ref(centroids), version, sym)
+    return sym
 
 
 def split_plan(
@@ -831,11 +903,12 @@ def _launch(
         HAS_LENS=lens is not None,
         BLOCK_N=config.block_n,
         PREFETCH=config.prefetch,
+        K_SYM=k_bits == 4 and config.symmetric_lookup and is_symmetric(k_centroids),
+        V_SYM=v_bits == 4 and config.symmetric_lookup and is_symmetric(v_centroids),
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **({} if config.maxnreg is None or INTERPRET else {"maxnreg": config.maxnreg}),
     )
-    g_r = triton.next_power_of_2(g)
     _reduce_kernel[(h_kv, b)](
         acc,
         ml,
@@ -847,10 +920,9 @@ def _launch(
         out.stride(1),
         splits,
         G=g,
-        G_R=g_r,
+        G_PAD=g_pad,
         D=d,
-        SPLITS=max(1, 8192 // (g_r * d)),
-        COLS=max(1, min(d, 16384 // (g_r * d))),
+        ROWS=max(16, 16384 // d),
         num_warps=8 if d >= 128 else 4,
     )
     return out

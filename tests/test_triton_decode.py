@@ -150,6 +150,8 @@ def test_sm_scale_and_split_plan():
     assert split_plan(1, 512, DecodeConfig(min_split_tokens=128), dev) == (4, 128)
     with pytest.raises(ValueError, match="invalid launch parameters"):
         DecodeConfig(min_split_tokens=0)
+    with pytest.raises(TypeError, match="symmetric_lookup: expected a bool"):
+        DecodeConfig(symmetric_lookup="yes")
 
 
 def test_default_config_by_work():

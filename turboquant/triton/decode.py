@@ -91,6 +91,9 @@ class DecodeConfig:
             or self.min_split_tokens < 1
         ):
             raise ValueError(f"DecodeConfig: invalid launch parameters {self}")
+        for name in ("prefetch", "symmetric_lookup"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"DecodeConfig.{name}: expected a bool, got {getattr(self, name)!r}")
 
 
 # The defaults, from scripts/bench_decode.py --graph --sweep on an H200 (2026-12-01, 32/8 heads,
@@ -219,11 +222,12 @@ _PRMT4_ASM = tl.constexpr(
 # 4-bit lookup for a symmetric codebook (c[15 - i] = -c[i], as Lloyd-Max codebooks of the
 # rotated coordinates are): only the 8 positive entries p[j] = c[8 + j] are tabulated (their low
 # bytes in two registers, high bytes in two: words 2, 3, 6, 7 of the 16-entry table). Index i
-# with bit 3 set is p[i & 7], otherwise -p[7 - i & 7]: for all 8 nibbles of a word at once,
+# with bit 3 set is p[i - 8], otherwise -p[7 - i]: for all 8 nibbles of a word at once,
 # k = (i ^ 7 * !bit3) & 7 (shift, not/and, multiply, xor/and); one `prmt` per 4 low bytes and
 # one per 4 high bytes; prmt's sign-replicate mode turns bit 3 of every index into a byte mask
 # (as in _PRMT4_ASM) that sets the sign bit of the negative ones; two `prmt` interleave bytes
-# into fp16 pairs. 18 instructions per 8 indices against 32 for the 16-entry table.
+# into fp16 pairs. 24 PTX instructions (10 prmt) per 8 indices against 32 (14 prmt) for the
+# 16-entry table; ptxas fuses the logic ops into LOP3.
 _SYM4_HALF = (
     "prmt.b32 la, $9, $10, {sel}; prmt.b32 ha, $11, $12, {sel}; "
     "prmt.b32 m, w4, $8, {msk}; not.b32 m, m; and.b32 m, m, 0x80808080; or.b32 ha, ha, m; "

@@ -164,6 +164,24 @@ def _prefill_tq(q, k, v, k_bits: int, v_bits: int) -> dict:
         kernels["triton_flash_attention_tq4[k4]"] = lambda: triton_flash_attention_tq4(
             q, kp, kn, qk.centroids, qk.rotation, v, is_causal=True
         )
+        # the experimental register-table lookup (byte permutes instead of per-value gathers)
+        kernels["triton_flash_attention_tq4_kv[k4v4,register_lookup]"] = lambda: (
+            triton_flash_attention_tq4_kv(
+                q,
+                kp,
+                kn,
+                vp,
+                vn,
+                qk.centroids,
+                qk.rotation,
+                is_causal=True,
+                v_centroids=qv.centroids,
+                register_lookup=True,
+            )
+        )
+        kernels["triton_flash_attention_tq4[k4,register_lookup]"] = lambda: triton_flash_attention_tq4(
+            q, kp, kn, qk.centroids, qk.rotation, v, is_causal=True, register_lookup=True
+        )
     return kernels
 
 

@@ -17,7 +17,11 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from turboquant.quantizer import TurboQuantMSE  # noqa: E402
-from turboquant.triton.flash_attention import flash_attention_reference, triton_flash_attention  # noqa: E402
+from turboquant.triton.flash_attention import (  # noqa: E402
+    flash_attention_reference,
+    register_lookup_table,
+    triton_flash_attention,
+)
 from turboquant.triton.flash_attention_tq4 import (  # noqa: E402
     flash_attention_tq4_kv_reference,
     flash_attention_tq4_reference,
@@ -180,6 +184,51 @@ def test_flash_attention_tq4_matches_reference(ci, k_bits):
             q, kp, kn, qk.centroids, qk.rotation, v, is_causal=causal, attention_mask=mask
         ),
     )
+
+
+@pytest.mark.parametrize("ci", [0, 1, 2, 4, 5], ids=lambda c: IDS[c])
+def test_register_lookup_matches_the_gather_path(ci):
+    """``register_lookup=True`` (4-bit words through the register table; under the interpreter
+    the words are gathered from the table's codebook copy) gives the gather path's output:
+    bit for bit on CPU, within the reference bounds on a GPU. Case 3 (d=96, padded) and
+    3-bit V fall back to the gather path by design."""
+    b, hq, hkv, ql, kl, d, causal, dtype, mask_kind = CASES[ci]
+    q, k, v = _qkv(b, hq, hkv, ql, kl, d, dtype, seed=ci)
+    mask = _mask(mask_kind, b, hq, ql, kl)
+    qk, kp, kn = _compress(k, 4)
+    qv, vp, vn = _compress(v * 0.5, 4)
+    args = (q, kp, kn, vp, vn, qk.centroids, qk.rotation)
+    kw = dict(is_causal=causal, attention_mask=mask, v_centroids=qv.centroids)
+    out = triton_flash_attention_tq4_kv(*args, **kw, register_lookup=True)
+    gather = triton_flash_attention_tq4_kv(*args, **kw)
+    _check(out, flash_attention_tq4_kv_reference(*args, **kw))
+    if INTERPRET:
+        assert torch.equal(out, gather)
+    k_only = triton_flash_attention_tq4(
+        q, kp, kn, qk.centroids, qk.rotation, v, is_causal=causal, attention_mask=mask, register_lookup=True
+    )
+    _check(
+        k_only,
+        flash_attention_tq4_reference(
+            q, kp, kn, qk.centroids, qk.rotation, v, is_causal=causal, attention_mask=mask
+        ),
+    )
+
+
+def test_register_lookup_table_layout():
+    """Words 0-3 of the table are the low bytes then the high bytes of the positive half
+    ``c[8..15]`` (4 per word, little-endian), then the 16 entries in the query dtype."""
+    c = TurboQuantMSE(128, 4).centroids.to(DEVICE)
+    for dtype in (F16, BF16):
+        t = register_lookup_table(c, dtype).cpu()
+        assert t.dtype == torch.int32 and t.shape == (12,)
+        bits = [b & 0xFFFF for b in c.to(dtype).view(torch.int16).tolist()]
+        words = [w & 0xFFFFFFFF for w in t[:4].tolist()]
+        for j in range(8):
+            word, byte = divmod(j, 4)
+            assert (words[word] >> (8 * byte)) & 0xFF == bits[8 + j] & 0xFF
+            assert (words[2 + word] >> (8 * byte)) & 0xFF == bits[8 + j] >> 8
+        assert torch.equal(t[4:].view(dtype), c.to(dtype).cpu())
 
 
 def test_tq4_kv_is_close_to_uncompressed_attention():

@@ -23,8 +23,10 @@ import triton.language as tl
 
 from ..validation import check_head_dim, check_tensor
 from .compress import INTERPRET, SUPPORTED_HEAD_DIMS, dot
+from .decode import _dequant4_sym, _interleave8, is_symmetric
 
 ATTN_DTYPES = (torch.float16, torch.bfloat16)
+_INTERPRET_TILE = tl.constexpr(INTERPRET)
 LOG2E = 1.4426950408889634
 
 # Autotune configs, in one place (BLOCK_M, BLOCK_N, num_warps, num_stages). The interpreter
@@ -93,6 +95,7 @@ def _codebook_tile(
     BLOCK_N: tl.constexpr,
     BITS: tl.constexpr,
     MASK_N: tl.constexpr,
+    DTYPE: tl.constexpr,
 ):
     """Decompress ``[BLOCK_N, BLOCK_D]`` codebook values ``cb[idx]`` of packed rows
     ``base + n * sn`` (bytes contiguous) in registers.
@@ -100,7 +103,72 @@ def _codebook_tile(
     The bytes of each packing group (2, 4 or 8 indices in 1, 1 or 3 bytes) are read as one
     coalesced tile, each index position of the group becomes its own "plane" tile, the planes
     are interleaved back into coordinate order with ``tl.join`` and looked up in the codebook.
-    Padded coordinates (``D < BLOCK_D``) get ``cb[0]``; callers zero them on the query side."""
+    Padded coordinates (``D < BLOCK_D``) get ``cb[0]``; callers zero them on the query side.
+
+    An int32 ``cb_ptr`` selects the register lookup (4 bits, symmetric codebook, ``D ==
+    BLOCK_D``; see :func:`register_lookup_table`): rows are read as int32 words of 8 indices
+    and mapped by the decode kernel's ``_SYM4_ASM`` (no memory access per value); under the
+    interpreter the same words go through a gather from the codebook copy after the table."""
+    if cb_ptr.dtype.element_ty == tl.int32:
+        tile = _register_tile(base, offs_n, sn, cb_ptr, KV_LEN, D, BLOCK_N, MASK_N, DTYPE)
+    else:
+        tile = _gather_tile(base, offs_n, sn, cb_ptr, KV_LEN, D, BLOCK_D, BLOCK_N, BITS, MASK_N)
+    return tile
+
+
+@triton.jit
+def _register_tile(
+    base,
+    offs_n,
+    sn,
+    cb_ptr,
+    KV_LEN,
+    D: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    MASK_N: tl.constexpr,
+    DTYPE: tl.constexpr,
+):
+    """4-bit rows as int32 words through the register table (see :func:`_codebook_tile`)."""
+    offs_w = tl.arange(0, D // 8)
+    words = (base + offs_n[:, None] * sn).to(tl.pointer_type(tl.int32)) + offs_w[None, :]
+    if MASK_N:
+        w = tl.load(words, mask=offs_n[:, None] < KV_LEN, other=0)
+    else:
+        w = tl.load(words)
+    if _INTERPRET_TILE:
+        cb = (cb_ptr + 4).to(tl.pointer_type(DTYPE))
+        return _interleave8(
+            tl.load(cb + (w & 0xF)),
+            tl.load(cb + ((w >> 4) & 0xF)),
+            tl.load(cb + ((w >> 8) & 0xF)),
+            tl.load(cb + ((w >> 12) & 0xF)),
+            tl.load(cb + ((w >> 16) & 0xF)),
+            tl.load(cb + ((w >> 20) & 0xF)),
+            tl.load(cb + ((w >> 24) & 0xF)),
+            tl.load(cb + ((w >> 28) & 0xF)),
+            BLOCK_N,
+            D,
+        )
+    else:
+        t2, t3 = tl.load(cb_ptr), tl.load(cb_ptr + 1)
+        t6, t7 = tl.load(cb_ptr + 2), tl.load(cb_ptr + 3)
+        return _dequant4_sym(w, t2, t3, t6, t7, D, BLOCK_N).to(DTYPE, bitcast=True)
+
+
+@triton.jit
+def _gather_tile(
+    base,
+    offs_n,
+    sn,
+    cb_ptr,
+    KV_LEN,
+    D: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BITS: tl.constexpr,
+    MASK_N: tl.constexpr,
+):
+    """Unpack index planes and gather the codebook per value (see :func:`_codebook_tile`)."""
     GSIZE: tl.constexpr = 8 if BITS == 3 else 8 // BITS
     NG: tl.constexpr = D // GSIZE
     offs_g = tl.arange(0, BLOCK_D // GSIZE)
@@ -144,6 +212,7 @@ def _load_tile(
     BLOCK_N: tl.constexpr,
     BITS: tl.constexpr,
     BOUNDARY: tl.constexpr,
+    DTYPE: tl.constexpr,
 ):
     """One K or V tile: ``[BLOCK_N, BLOCK_D]``, or ``[BLOCK_D, BLOCK_N]`` with ``TRANS`` (K^T),
     and the per-key scale (the fp32 norm of compressed rows; unused when dense). Loads are
@@ -159,7 +228,7 @@ def _load_tile(
             tile = tl.load(base + n2 * sn + d2 * sd)
         scale = tl.full(offs_n.shape, 1.0, tl.float32)
     else:
-        tile = _codebook_tile(base, offs_n, sn, cb_ptr, KV_LEN, D, BLOCK_D, BLOCK_N, BITS, BOUNDARY)
+        tile = _codebook_tile(base, offs_n, sn, cb_ptr, KV_LEN, D, BLOCK_D, BLOCK_N, BITS, BOUNDARY, DTYPE)
         if TRANS:
             tile = tl.trans(tile)
         if BOUNDARY:
@@ -228,6 +297,7 @@ def _attn_inner(
             BLOCK_N,
             K_BITS,
             BOUNDARY,
+            DTYPE,
         )
         if K_BITS == 0:
             qk = dot(q, kt) * qk_scale
@@ -269,6 +339,7 @@ def _attn_inner(
             BLOCK_N,
             V_BITS,
             BOUNDARY,
+            DTYPE,
         )
         if V_BITS != 0:
             p = p * vscale[None, :]
@@ -517,6 +588,31 @@ def prepare_mask(attention_mask: object, q: torch.Tensor, kv_len: int) -> torch.
     return attention_mask.expand(b, h, ql, kv_len)
 
 
+def register_lookup_table(centroids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """int32 ``[12]``: the register table of a symmetric 4-bit codebook in ``dtype`` (words 0-3:
+    low bytes of the positive entries ``c[8..11]``, ``c[12..15]``, then their high bytes, as
+    ``_SYM4_ASM`` takes them), followed by the 16 entries in ``dtype`` (the interpreter's
+    gather). Built with device ops, no host sync."""
+    c = centroids.to(dtype).contiguous()
+    bits = c.view(torch.int16).to(torch.int64) & 0xFFFF
+    pos = bits[8:].view(2, 4)  # entries 8-11 and 12-15
+    shift = torch.arange(4, device=c.device) * 8
+    lo = ((pos & 0xFF) << shift).sum(1)
+    hi = ((pos >> 8) << shift).sum(1)
+    words = torch.cat([lo, hi])
+    words = torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
+    return torch.cat([words, c.view(torch.int32)])
+
+
+def _codebook_arg(centroids, bits: int, q: torch.Tensor, register_lookup: bool):
+    """What the kernel's ``kc_ptr``/``vc_ptr`` get: the register table (int32) where the
+    register lookup applies, else the codebook in the query dtype (gathered per value)."""
+    d = q.shape[-1]
+    if register_lookup and bits == 4 and d == triton.next_power_of_2(d) and is_symmetric(centroids):
+        return register_lookup_table(centroids, q.dtype)
+    return centroids.to(q.dtype)
+
+
 def launch_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -532,8 +628,11 @@ def launch_attention(
     v_centroids: torch.Tensor | None = None,
     k_bits: int = 0,
     v_bits: int = 0,
+    register_lookup: bool = False,
 ) -> torch.Tensor:
-    """Launch ``_attn_fwd`` on validated inputs (K/V dense, or packed with norms + centroids)."""
+    """Launch ``_attn_fwd`` on validated inputs (K/V dense, or packed with norms + centroids).
+    ``register_lookup``: 4-bit symmetric codebooks through the register table (experimental,
+    not yet timed on a GPU) instead of per-value gathers."""
     b, hq, ql, d = q.shape
     if is_causal and ql > kv_len:
         raise ValueError(
@@ -558,8 +657,8 @@ def launch_attention(
         kn,
         vn,
         # codebooks as tables in the query dtype: the tile lookups yield MMA operands directly
-        k_centroids.to(q.dtype) if k_centroids is not None else kn,
-        v_centroids.to(q.dtype) if v_centroids is not None else vn,
+        _codebook_arg(k_centroids, k_bits, q, register_lookup) if k_centroids is not None else kn,
+        _codebook_arg(v_centroids, v_bits, q, register_lookup) if v_centroids is not None else vn,
         m,
         out,
         *q.stride(),

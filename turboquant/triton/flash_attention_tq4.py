@@ -62,6 +62,8 @@ def triton_flash_attention_tq4(
     sm_scale: float | None = None,
     is_causal: bool = False,
     attention_mask: torch.Tensor | None = None,
+    *,
+    register_lookup: bool = False,
 ) -> torch.Tensor:
     """Fused attention with compressed K and 16-bit V.
 
@@ -72,6 +74,8 @@ def triton_flash_attention_tq4(
         centroids: fp32 ``(2**b,)``; rotation: fp32 ``(D, D)`` ``Pi``.
         v: ``[B, H_kv, K, D]`` in the dtype of ``q``.
         sm_scale, is_causal, attention_mask: as in :func:`triton_flash_attention`.
+        register_lookup: experimental (not yet timed on a GPU): 4-bit symmetric codebooks
+            through a register table (byte permutes) instead of a gather per value.
 
     Returns:
         ``[B, H_q, Q, D]`` in the dtype of ``q``.
@@ -99,6 +103,7 @@ def triton_flash_attention_tq4(
         k_norms=k_norms,
         k_centroids=centroids,
         k_bits=k_bits,
+        register_lookup=register_lookup,
     )
 
 
@@ -115,6 +120,7 @@ def triton_flash_attention_tq4_kv(
     attention_mask: torch.Tensor | None = None,
     *,
     v_centroids: torch.Tensor | None = None,
+    register_lookup: bool = False,
 ) -> torch.Tensor:
     """Fused attention with compressed K and V (Q pre-rotated once, output post-rotated once).
 
@@ -126,6 +132,7 @@ def triton_flash_attention_tq4_kv(
         centroids: fp32 ``(2**b_k,)`` K codebook; ``v_centroids`` the V codebook
             (default: ``centroids``). rotation: fp32 ``(D, D)`` ``Pi`` shared by K and V.
         sm_scale, is_causal, attention_mask: as in :func:`triton_flash_attention`.
+        register_lookup: as in :func:`triton_flash_attention_tq4`.
 
     Returns:
         ``[B, H_q, Q, D]`` in the dtype of ``q``.
@@ -161,6 +168,7 @@ def triton_flash_attention_tq4_kv(
         v_centroids=v_centroids,
         k_bits=k_bits,
         v_bits=v_bits,
+        register_lookup=register_lookup,
     )
     return _rotate(out_rot, rotation)
 

@@ -1,0 +1,85 @@
+"""Static view of the compressed prefill kernel (``_attn_fwd``) for sm_90a, without a GPU.
+
+Compiles ``_attn_fwd`` as ``triton_flash_attention_tq4_kv`` launches it for 4-bit K and V
+(bf16, d=128, causal), with the per-value codebook gather and with ``register_lookup=True``,
+assembles it with Triton's bundled ptxas and prints registers, spills, shared memory, layout
+conversions and the SASS histogram of the key loop (as ``decode_static_report.py`` does).
+
+    .venv/bin/python scripts/prefill_static_report.py
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import decode_static_report as report  # noqa: E402
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from turboquant.triton import flash_attention as fa  # noqa: E402
+
+POINTERS = {
+    "q_ptr": "*bf16",
+    "k_ptr": "*u8",
+    "v_ptr": "*u8",
+    "kn_ptr": "*fp32",
+    "vn_ptr": "*fp32",
+    "mask_ptr": "*bf16",
+    "o_ptr": "*bf16",
+}
+ALIGNED = ("sqb", "sqh", "sqm", "skb", "skh", "skn", "svb", "svh", "svn", "sob", "soh", "som")
+ALIGNED += ("sknb", "sknh", "svnb", "svnh")
+
+
+def compile_prefill(register_lookup: bool, block_m: int, block_n: int, warps: int, stages: int):
+    fn = fa._attn_fwd.fn
+    table = "*i32" if register_lookup else "*bf16"
+    pointers = dict(POINTERS, kc_ptr=table, vc_ptr=table)
+    constants = dict(D=128, BLOCK_D=128, K_BITS=4, V_BITS=4, IS_CAUSAL=True, HAS_MASK=False)
+    constants.update(BLOCK_M=block_m, BLOCK_N=block_n, sqd=1, skd=1, svd=1, sod=1, sknn=1, svnn=1)
+    signature = {name: pointers.get(name, "i32") for name in fn.arg_names if name not in constants}
+    signature["sm_scale"] = "fp32"
+    signature.update(dict.fromkeys(constants, "constexpr"))
+    attrs = {
+        (i,): [["tt.divisibility", 16]]
+        for i, name in enumerate(fn.arg_names)
+        if name in pointers or name in ALIGNED
+    }
+    return triton.compile(
+        ASTSource(fn, signature, constants, attrs),
+        target=GPUTarget("cuda", 90, 32),
+        options={"num_warps": warps, "num_stages": stages},
+    )
+
+
+def main() -> None:
+    print(f"triton {triton.__version__}, sm_90a, K4/V4 bf16 d=128 causal")
+    with tempfile.TemporaryDirectory() as tmp:
+        for block_m, block_n, warps, stages in ((128, 64, 8, 3), (64, 64, 4, 3)):
+            for register_lookup in (False, True):
+                kernel = compile_prefill(register_lookup, block_m, block_n, warps, stages)
+                text, sass = report.assemble(kernel.asm["ptx"], Path(tmp))
+                regs = re.search(r"Used (\d+) registers", text)
+                spills = re.search(r"(\d+) bytes spill stores", text)
+                regs, spills = (m.group(1) if m else "?" for m in (regs, spills))
+                n, ops = report.loop_histogram(sass)
+                ttgir = kernel.asm["ttgir"]
+                print(
+                    f"BLOCK_M={block_m} BLOCK_N={block_n} warps={warps} stages={stages} "
+                    f"{'register lookup' if register_lookup else 'gather'}: "
+                    f"{regs} registers, spill {spills} B, "
+                    f"shared {kernel.metadata.shared} B, convert_layout {ttgir.count('ttg.convert_layout')}; "
+                    f"loop: {n} SASS instructions per tile"
+                )
+                print("   ", ", ".join(f"{op} {c}" for op, c in ops.most_common(10)))
+
+
+if __name__ == "__main__":
+    main()

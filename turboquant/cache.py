@@ -28,6 +28,7 @@ from collections.abc import Callable
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
+from .packing import packed_nbytes
 from .quantizer import TurboQuantMSE
 from .validation import check_bits, check_tensor
 
@@ -92,7 +93,7 @@ class _PackedStream:
             )
         end = self.length + n
         q = self.quantizer
-        nbytes = math.ceil(q.head_dim * q.bits / 8)
+        nbytes = packed_nbytes(q.head_dim, q.bits)
         if self.packed is None:
             cap = _capacity(end)
             self.packed = torch.empty((b, h, cap, nbytes), dtype=torch.uint8, device=x.device)

@@ -23,7 +23,7 @@ import triton.language as tl
 
 from ..validation import check_head_dim, check_tensor
 from .compress import INTERPRET, SUPPORTED_HEAD_DIMS, dot
-from .decode import _dequant4_sym, _interleave8, is_symmetric
+from .decode import _dequant4_sym, _interleave8, is_symmetric, per_codebook
 
 ATTN_DTYPES = (torch.float16, torch.bfloat16)
 _INTERPRET_TILE = tl.constexpr(INTERPRET)
@@ -609,7 +609,9 @@ def _codebook_arg(centroids, bits: int, q: torch.Tensor, register_lookup: bool):
     register lookup applies, else the codebook in the query dtype (gathered per value)."""
     d = q.shape[-1]
     if register_lookup and bits == 4 and d == triton.next_power_of_2(d) and is_symmetric(centroids):
-        return register_lookup_table(centroids, q.dtype)
+        # built once per codebook tensor and dtype, not per call
+        dtype = q.dtype
+        return per_codebook(centroids, ("register_table", dtype), lambda c: register_lookup_table(c, dtype))
     return centroids.to(q.dtype)
 
 

@@ -33,6 +33,8 @@ from turboquant.triton import (  # noqa: E402
     triton_flash_attention_tq4,
     triton_flash_attention_tq4_kv,
 )
+from turboquant.triton.compress import _compress_kernel  # noqa: E402
+from turboquant.triton.flash_attention import _attn_fwd  # noqa: E402
 
 SUITES = ("compress", "prefill", "decode")
 GPU = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
@@ -97,8 +99,26 @@ def _compress_case(bits: int, tokens: int, heads: int = 8, d: int = 128) -> None
             "baseline_us": round(t_copy, 2),
             "baseline_tbps": round(moved / t_copy / 1e6, 3),
             "ratio_vs_baseline": round(t_copy / t, 3),
+            "config": str(_compress_kernel.best_config),
         }
     )
+    if bits == 4:  # the general bucketing (boundaries not symmetric: one nudged by an ulp)
+        general = q.boundaries.clone()
+        general[0] = torch.nextafter(general[0], torch.tensor(-1.0, device="cuda"))
+        t_general = time_fn(
+            lambda: tq4_compress(x, q.rotation, general, bits=bits, out_packed=packed, out_norms=norms)
+        )
+        emit(
+            {
+                "suite": "compress",
+                "kernel": "tq4_compress[general bucketize]",
+                "bits": bits,
+                "tokens": tokens,
+                "us": round(t_general, 2),
+                "tbps": round(moved / t_general / 1e6, 3),
+                "ratio_vs_symmetric": round(t / t_general, 3),
+            }
+        )
 
 
 def _sdpa(backend, q, k, v):
@@ -145,6 +165,7 @@ def _prefill_case(n: int, kv_bits, b: int = 1, hq: int = 32, hkv: int = 8, d: in
                 "baseline": "sdpa_flash",
                 "baseline_us": round(t_flash, 2),
                 "ratio_vs_baseline": round(t_flash / t, 3),
+                **({"config": str(_attn_fwd.best_config)} if name.startswith("triton") else {}),
             }
         )
 
@@ -164,23 +185,21 @@ def _prefill_tq(q, k, v, k_bits: int, v_bits: int) -> dict:
         kernels["triton_flash_attention_tq4[k4]"] = lambda: triton_flash_attention_tq4(
             q, kp, kn, qk.centroids, qk.rotation, v, is_causal=True
         )
-        # the experimental register-table lookup (byte permutes instead of per-value gathers)
-        kernels["triton_flash_attention_tq4_kv[k4v4,register_lookup]"] = lambda: (
-            triton_flash_attention_tq4_kv(
-                q,
-                kp,
-                kn,
-                vp,
-                vn,
-                qk.centroids,
-                qk.rotation,
-                is_causal=True,
-                v_centroids=qv.centroids,
-                register_lookup=True,
-            )
+        # the per-value codebook gather the register lookup replaced (A/B)
+        kernels["triton_flash_attention_tq4_kv[k4v4,gather]"] = lambda: triton_flash_attention_tq4_kv(
+            q,
+            kp,
+            kn,
+            vp,
+            vn,
+            qk.centroids,
+            qk.rotation,
+            is_causal=True,
+            v_centroids=qv.centroids,
+            register_lookup=False,
         )
-        kernels["triton_flash_attention_tq4[k4,register_lookup]"] = lambda: triton_flash_attention_tq4(
-            q, kp, kn, qk.centroids, qk.rotation, v, is_causal=True, register_lookup=True
+        kernels["triton_flash_attention_tq4[k4,gather]"] = lambda: triton_flash_attention_tq4(
+            q, kp, kn, qk.centroids, qk.rotation, v, is_causal=True, register_lookup=False
         )
     return kernels
 

@@ -188,7 +188,7 @@ def test_flash_attention_tq4_matches_reference(ci, k_bits):
 
 @pytest.mark.parametrize("ci", [0, 1, 2, 4, 5], ids=lambda c: IDS[c])
 def test_register_lookup_matches_the_gather_path(ci):
-    """``register_lookup=True`` (4-bit words through the register table; under the interpreter
+    """The default ``register_lookup=True`` (4-bit words through the register table; under the interpreter
     the words are gathered from the table's codebook copy) gives the gather path's output:
     bit for bit on CPU, within the reference bounds on a GPU. Case 3 (d=96, padded) and
     3-bit V fall back to the gather path by design."""
@@ -199,14 +199,19 @@ def test_register_lookup_matches_the_gather_path(ci):
     qv, vp, vn = _compress(v * 0.5, 4)
     args = (q, kp, kn, vp, vn, qk.centroids, qk.rotation)
     kw = dict(is_causal=causal, attention_mask=mask, v_centroids=qv.centroids)
-    out = triton_flash_attention_tq4_kv(*args, **kw, register_lookup=True)
-    gather = triton_flash_attention_tq4_kv(*args, **kw)
+    out = triton_flash_attention_tq4_kv(*args, **kw)  # the default: register lookup
+    gather = triton_flash_attention_tq4_kv(*args, **kw, register_lookup=False)
     _check(out, flash_attention_tq4_kv_reference(*args, **kw))
     if INTERPRET:
         assert torch.equal(out, gather)
     k_only = triton_flash_attention_tq4(
-        q, kp, kn, qk.centroids, qk.rotation, v, is_causal=causal, attention_mask=mask, register_lookup=True
+        q, kp, kn, qk.centroids, qk.rotation, v, is_causal=causal, attention_mask=mask
     )
+    k_gather = triton_flash_attention_tq4(
+        q, kp, kn, qk.centroids, qk.rotation, v, is_causal=causal, attention_mask=mask, register_lookup=False
+    )
+    if INTERPRET:
+        assert torch.equal(k_only, k_gather)
     _check(
         k_only,
         flash_attention_tq4_reference(

@@ -80,6 +80,29 @@ def test_bucketing_is_exact_on_ties_for_any_sorted_boundaries(bits):
     assert torch.equal(q.unpack(packed).long(), torch.bucketize(x, bnd).long())
 
 
+def test_symmetric_bucketing_is_exact_on_ties():
+    """Symmetric 4-bit boundaries (Lloyd-Max's are) take the sign-folded integer search. With
+    the identity rotation, rows of ``k`` entries ``+-1/sqrt(k)`` (k = 1, 4, 16, 64: norm
+    exactly 1) give rotated coordinates +-1, +-0.5, +-0.25, +-0.125 and 0, most of them equal
+    to a boundary: they must bucket like torch.bucketize, with no tolerance."""
+    from turboquant.triton.codebook_memo import is_symmetric
+
+    gen = torch.Generator().manual_seed(0)
+    half = torch.tensor([0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875])
+    bnd = torch.cat([-half.flip(0), torch.zeros(1), half]).to(DEVICE)
+    assert is_symmetric(bnd)
+    d = 64
+    x = torch.zeros(48, d)
+    for i, row in enumerate(x):
+        k = (1, 4, 16, 64)[i % 4]
+        signs = torch.randint(0, 2, (k,), generator=gen) * 2 - 1
+        row[torch.randperm(d, generator=gen)[:k]] = signs / k**0.5
+    x = x.to(DEVICE)
+    packed, norms = tq4_compress(x, torch.eye(d, device=DEVICE), bnd, bits=4)
+    assert torch.equal(norms, torch.ones_like(norms))
+    assert torch.equal(_quantizer(d, 4).unpack(packed).long(), torch.bucketize(x, bnd).long())
+
+
 @pytest.mark.parametrize("shape", [(7, 128), (2, 3, 1, 128), (128,)])
 def test_compress_any_leading_shape(shape):
     q = _quantizer(128, 4)

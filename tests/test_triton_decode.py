@@ -7,6 +7,7 @@ from turboquant.paged import PagedKVLayout, allocate_pool, write_kv_reference
 from turboquant.quantizer import TurboQuantMSE
 from turboquant.triton.decode import (
     DEFAULT_CONFIG,
+    MANY_PAIRS_CONFIG,
     WIDE_TILE_CONFIG,
     DecodeConfig,
     default_config,
@@ -159,7 +160,9 @@ def test_default_config_by_work():
     assert default_config(8, 32768, cuda) == WIDE_TILE_CONFIG  # B=1, 8 KV heads
     assert default_config(64, 4096, cuda) == WIDE_TILE_CONFIG  # B=8, N=4K
     assert default_config(64, 32768, cuda) == DEFAULT_CONFIG  # B=8, N=32K
-    assert default_config(256, 32768, cuda) == WIDE_TILE_CONFIG  # B=32, N=32K
+    assert default_config(256, 32768, cuda) == MANY_PAIRS_CONFIG  # B=32, N=32K
+    assert default_config(128, 4096, cuda) == MANY_PAIRS_CONFIG  # B=16, N=4K
+    assert MANY_PAIRS_CONFIG.ctas_per_sm == 3 and MANY_PAIRS_CONFIG.block_n == 128
     assert default_config(8, 32768, cpu) == DEFAULT_CONFIG  # the interpreter: small tiles
     assert default_config(64, 32768, cuda, (3, 3)).block_n == 16  # table lookups: 16-token tiles
     assert WIDE_TILE_CONFIG.block_n == 128 and WIDE_TILE_CONFIG.num_warps == 4

@@ -6,13 +6,16 @@ and writes the bit-packed indices (layout of docs/ARCHITECTURE.md) and the fp32 
 ``tq4_decompress``: unpack + centroid gather + norm scale, in the rotated space (no inverse
 rotation; attention kernels work there).
 
-Rotation precision: the rotation runs on tensor cores in fp16 with fp32 accumulation, with
-``Pi`` split into two fp16 pieces (``Pi ≈ P0 + P1 / 2**11``, ~22 bits); bf16 input is first
-scaled per row by a power of two into fp16 exactly (rotation and bucketing are scale-free),
-fp32 input uses a 3xTF32 dot. That reproduces the fp32 rotation to ~1e-7, so indices differ
-from ``TurboQuantMSE`` only where a rotated coordinate lies within fp32 rounding of a boundary.
+Rotation precision: the rotation runs on tensor cores with fp32 accumulation and ``Pi`` split
+into 16-bit pieces whose products with the input are exact in fp32: two fp16 pieces for fp16
+input (``Pi ≈ P0 + P1 / 2**11``, ~22 bits), three bf16 pieces for bf16 input (``Pi ≈ P0 + P1 +
+P2``, ~24 bits; the input goes in as it is), a 3xTF32 dot for fp32 input. That reproduces the
+fp32 rotation to ~1e-7, so indices differ from ``TurboQuantMSE`` only where a rotated
+coordinate lies within fp32 rounding of a boundary.
 
-Packing inside the kernel: index ``j`` is shifted to bit ``(j % g) * bits`` of its group of
+Packing inside the kernel: the rotation's output columns are computed in an order that gives
+each tensor-core lane runs of consecutive coordinates (``_accumulator_order``), so the bytes
+are built in registers; index ``j`` is shifted to bit ``(j % g) * bits`` of its group of
 ``g = 8 / gcd(bits, 8)`` indices, and a sum over the group (disjoint bits) gives the group's
 ``g * bits / 8`` bytes (layout of docs/ARCHITECTURE.md).
 """
@@ -27,12 +30,17 @@ import triton
 import triton.language as tl
 
 from ..validation import check_bits, check_head_dim, check_tensor
+from .codebook_memo import is_symmetric
 
 SUPPORTED_HEAD_DIMS = (64, 96, 128, 256)
 SUPPORTED_BITS = (2, 3, 4)
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 # Triton's interpreter (3.9) computes tl.dot on bf16 operands wrongly: `dot` upcasts there.
 _INTERPRET_DOT = tl.constexpr(INTERPRET)
+
+# bf16 pieces of Pi for bf16 input: 3 (~24 bits, as fp32) or 2 (~16 bits: a third less
+# tensor-core work and shared memory; rotated coordinates within ~1e-6 of fp32's)
+BF16_PIECES = 3
 
 # dtype code of the kernel input (selects the rotation-split scheme)
 _IN_KIND = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
@@ -111,32 +119,78 @@ def dot(a, b, acc=None):
 
 
 @triton.jit
-def _rotation_tile(rot_ptr, c0, offs_k, D: tl.constexpr, CHUNK: tl.constexpr, IN_KIND: tl.constexpr):
-    """Columns ``[c0, c0 + CHUNK)`` of ``Pi.T`` as the operands of :func:`_rotate`: fp32
-    ``(pit, pit)`` for fp32 input (IN_KIND 0), else two fp16 pieces ``(p0, p1)`` with
-    ``pit ≈ p0 + p1 / 2**11`` (the second scaled clear of subnormals): ~22 bits of ``Pi``."""
-    cols = c0 + tl.arange(0, CHUNK)
+def _accumulator_order(c, CHUNK: tl.constexpr, PERMUTE: tl.constexpr):
+    """The coordinate that column ``c`` of a rotation chunk computes. With ``PERMUTE``, column
+    ``8n + 2j + e`` (the tensor-core accumulator gives lane ``j = lane % 4`` the columns
+    ``8n + 2j + {0, 1}`` for every ``n``) is coordinate ``(CHUNK / 4) j + 2n + e``: each lane
+    computes runs of consecutive coordinates, so its packed bytes are contiguous and are built
+    and stored without a layout conversion. Any order is correct (:func:`_coordinate_order`
+    undoes it); this one is the fast one."""
+    if PERMUTE:
+        return (CHUNK // 4) * ((c % 8) // 2) + 2 * (c // 8) + (c % 2)
+    else:
+        return c
+
+
+@triton.jit
+def _coordinate_order(t, BLOCK_R: tl.constexpr, CHUNK: tl.constexpr, PERMUTE: tl.constexpr):
+    """``[BLOCK_R, CHUNK]`` from accumulator order (:func:`_accumulator_order`) back to
+    coordinate order: a reshape and a transpose, free for the layouts involved."""
+    if PERMUTE:
+        t4 = tl.reshape(t, (BLOCK_R, CHUNK // 8, 4, 2))
+        return tl.reshape(tl.permute(t4, (0, 2, 1, 3)), (BLOCK_R, CHUNK))
+    else:
+        return t
+
+
+@triton.jit
+def _rotation_tile(
+    rot_ptr,
+    c0,
+    offs_k,
+    D: tl.constexpr,
+    CHUNK: tl.constexpr,
+    IN_KIND: tl.constexpr,
+    PERMUTE: tl.constexpr,
+):
+    """Columns ``[c0, c0 + CHUNK)`` of ``Pi.T`` (in accumulator order) as the operands of
+    :func:`_rotate`: fp32 ``pit`` three times for fp32 input (IN_KIND 0); for fp16 input two
+    fp16 pieces ``(p0, p1, p1)`` with ``pit ≈ p0 + p1 / 2**11`` (the second scaled clear of
+    subnormals), ~22 bits; for bf16 input three bf16 pieces with ``pit ≈ p0 + p1 + p2``
+    (bf16 has fp32's exponent range, so no scaling), ~24 bits."""
+    cols = c0 + _accumulator_order(tl.arange(0, CHUNK), CHUNK, PERMUTE)
     pit = tl.load(
         rot_ptr + cols[None, :] * D + offs_k[:, None],
         mask=(cols[None, :] < D) & (offs_k[:, None] < D),
         other=0.0,
     )
     if IN_KIND == 0:
-        return pit, pit
-    else:
+        return pit, pit, pit
+    elif IN_KIND == 1:
         p0 = pit.to(tl.float16)
         p1 = ((pit - p0.to(tl.float32)) * 2048.0).to(tl.float16)
-        return p0, p1
+        return p0, p1, p1
+    else:
+        p0 = pit.to(tl.bfloat16)
+        r1 = pit - p0.to(tl.float32)
+        p1 = r1.to(tl.bfloat16)
+        p2 = (r1 - p1.to(tl.float32)).to(tl.bfloat16)
+        return p0, p1, p2
 
 
 @triton.jit
-def _rotate(xd, p0, p1, IN_KIND: tl.constexpr):
+def _rotate(xd, p0, p1, p2, IN_KIND: tl.constexpr, BF16_PIECES: tl.constexpr):
     """``xd @ Pi.T[:, chunk]`` in fp32 from the operands of :func:`_rotation_tile`: one 3xTF32
-    dot for fp32 input (fp32-accurate), two fp16 dots otherwise (each product exact in fp32)."""
+    dot for fp32 input (fp32-accurate); for 16-bit input one dot per piece (each product exact
+    in fp32), the smallest piece first."""
     if IN_KIND == 0:
         y = tl.dot(xd, p0, input_precision="tf32x3")
-    else:
+    elif IN_KIND == 1:
         y = dot(xd, p0) + dot(xd, p1) * (1.0 / 2048.0)
+    elif BF16_PIECES == 3:
+        y = dot(xd, p0, dot(xd, p1, dot(xd, p2)))
+    else:
+        y = dot(xd, p0, dot(xd, p1))
     return y
 
 
@@ -163,6 +217,28 @@ def _bucketize4(y, bnd_ptr):
     return c8.to(tl.int32) * 8 + c4.to(tl.int32) * 4 + c2.to(tl.int32) * 2 + c1.to(tl.int32)
 
 
+@triton.jit
+def _bucketize4_symmetric(y, bnd_ptr):
+    """:func:`_bucketize4` for symmetric boundaries (``b[14-i] == -b[i]``, so ``b[7] == 0``;
+    Lloyd-Max boundaries are): with ``a = |y|`` and ``k`` the number of positive boundaries
+    below it, the index is ``8 + k`` for ``y > 0`` and ``7 - k`` otherwise, ``k`` counted
+    non-strictly there (``b < y`` for ``y < 0`` is ``-b > |y|``). Both counts are one strict
+    integer comparison of the bits (non-negative floats order as integers) with the bits of
+    ``a`` plus one ulp for ``y <= 0``: exact on ties. Three comparisons and four selects per
+    element; NaN gives 0 like the linear count."""
+    bits = (bnd_ptr + 8).to(tl.pointer_type(tl.int32))
+    b8, b9, b10, b11 = tl.load(bits), tl.load(bits + 1), tl.load(bits + 2), tl.load(bits + 3)
+    b12, b13, b14 = tl.load(bits + 4), tl.load(bits + 5), tl.load(bits + 6)
+    pos = y > 0
+    a = y.to(tl.int32, bitcast=True) & 0x7FFFFFFF
+    a = tl.where(pos, a, a + 1)
+    c4 = a > b11
+    c2 = a > tl.where(c4, b13, b9)
+    c1 = a > tl.where(c4, tl.where(c2, b14, b12), tl.where(c2, b10, b8))
+    k = tl.where(c4, 4, 0) | tl.where(c2, 2, 0) | tl.where(c1, 1, 0)
+    return k ^ tl.where(pos, 8, 7)
+
+
 def _prune_compress(configs, named_args, **kwargs):
     # small writes (decode steps, tests) take the first config: no tuning launches for them
     return configs if {**named_args, **kwargs}["LARGE"] else configs[:1]
@@ -170,7 +246,7 @@ def _prune_compress(configs, named_args, **kwargs):
 
 @triton.autotune(
     configs=COMPRESS_CONFIGS,
-    key=["D", "BITS", "IN_KIND", "LARGE"],
+    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "BF16_PIECES", "LARGE"],
     prune_configs_by={"early_config_prune": _prune_compress},
 )
 @triton.jit
@@ -200,6 +276,8 @@ def _compress_kernel(
     GBYTES: tl.constexpr,
     IN_KIND: tl.constexpr,
     HAS_SLOTS: tl.constexpr,
+    SYMMETRIC: tl.constexpr,
+    BF16_PIECES: tl.constexpr,
     BLOCK_R: tl.constexpr,
 ):
     # Persistent grid: each program walks row blocks, so the next block's loads overlap this
@@ -208,8 +286,9 @@ def _compress_kernel(
     n_blocks = tl.cdiv(n_rows, BLOCK_R)
     offs_k = tl.arange(0, BLOCK_D)
     ONE_CHUNK: tl.constexpr = CHUNK >= BLOCK_D
+    PERMUTE: tl.constexpr = (D == BLOCK_D) and (CHUNK % 32 == 0)
     if ONE_CHUNK:
-        p0_all, p1_all = _rotation_tile(rot_ptr, 0, offs_k, D, CHUNK, IN_KIND)
+        p0_all, p1_all, p2_all = _rotation_tile(rot_ptr, 0, offs_k, D, CHUNK, IN_KIND, PERMUTE)
     for blk in tl.range(tl.program_id(0), n_blocks, tl.num_programs(0)):
         rows = blk * BLOCK_R + tl.arange(0, BLOCK_R)
         row_ok = rows < n_rows
@@ -221,23 +300,8 @@ def _compress_kernel(
             other=0.0,
         )
         xf = x.to(tl.float32)
-        if IN_KIND == 2:
-            # bf16 -> fp16 exactly: scale each row by a power of two so that max|x| is in [1, 2)
-            # (8 mantissa bits fit in fp16's 11). Rotation and bucketing are scale-invariant.
-            amax = tl.max(tl.abs(xf), axis=1)
-            ebits = tl.minimum(tl.maximum((amax.to(tl.int32, bitcast=True) >> 23) & 0xFF, 1), 253)
-            scale = ((254 - ebits) << 23).to(tl.float32, bitcast=True)
-            xf = xf * scale[:, None]
-            xd = xf.to(tl.float16)
-        elif IN_KIND == 1:
-            xd = x
-        else:
-            xd = xf
-        norm_s = tl.sqrt(tl.sum(xf * xf, axis=1))
-        inv = 1.0 / tl.maximum(norm_s, 1.1754943508222875e-38)  # zero vector -> y = 0, like the reference
-        norm = norm_s
-        if IN_KIND == 2:
-            norm = norm_s / scale
+        norm = tl.sqrt(tl.sum(xf * xf, axis=1))
+        inv = 1.0 / tl.maximum(norm, 1.1754943508222875e-38)  # zero vector -> y = 0, like the reference
 
         if HAS_SLOTS:
             t_out = tl.load(slot_ptr + t, mask=row_ok, other=-1)
@@ -247,36 +311,64 @@ def _compress_kernel(
         out_row = packed_ptr + t_out * sp_t + h * sp_h
         tl.store(norms_ptr + t_out * sn_t + h * sn_h, norm, mask=row_ok)
 
-        NG: tl.constexpr = CHUNK // GSIZE  # packing groups per chunk
         for c0 in tl.static_range(0, D, CHUNK):
             cols = c0 + tl.arange(0, CHUNK)
             if ONE_CHUNK:
-                p0, p1 = p0_all, p1_all
+                p0, p1, p2 = p0_all, p1_all, p2_all
             else:
-                p0, p1 = _rotation_tile(rot_ptr, c0, offs_k, D, CHUNK, IN_KIND)
-            y = _rotate(xd, p0, p1, IN_KIND) * inv[:, None]
+                p0, p1, p2 = _rotation_tile(rot_ptr, c0, offs_k, D, CHUNK, IN_KIND, PERMUTE)
+            y = _rotate(x, p0, p1, p2, IN_KIND, BF16_PIECES) * inv[:, None]
             # torch.bucketize(y, boundaries): number of boundaries strictly below y
-            if BITS == 4:
+            if BITS == 4 and SYMMETRIC:
+                idx = _bucketize4_symmetric(y, bnd_ptr)
+            elif BITS == 4:
                 idx = _bucketize4(y, bnd_ptr)
             else:
                 idx = tl.zeros((BLOCK_R, CHUNK), dtype=tl.int32)
                 for i in tl.static_range((1 << BITS) - 1):
                     idx += (y > tl.load(bnd_ptr + i)).to(tl.int32)
-            # little-endian bit stream: a group of GSIZE indices is one word (bit ranges disjoint)
-            if GSIZE == 2:  # 4 bits: the pairs of neighbouring columns, which one thread holds
-                lo, hi = tl.split(tl.reshape(idx, (BLOCK_R, NG, 2)))
-                word = lo | (hi << BITS)
-            else:
-                shifted = idx << ((cols % GSIZE) * BITS)[None, :]
-                word = tl.sum(tl.reshape(shifted, (BLOCK_R, NG, GSIZE)), axis=2)
-            grp = c0 // GSIZE + tl.arange(0, NG)
-            ok = row_ok[:, None] & (grp[None, :] * GSIZE < D)
-            for k in tl.static_range(GBYTES):
-                tl.store(
-                    out_row[:, None] + (grp[None, :] * GBYTES + k) * sp_b,
-                    ((word >> (8 * k)) & 0xFF).to(tl.uint8),
-                    mask=ok,
-                )
+            idx = _coordinate_order(idx, BLOCK_R, CHUNK, PERMUTE)
+            _store_groups(
+                idx, out_row, row_ok, c0, cols, sp_b, D, BLOCK_D, BLOCK_R, CHUNK, BITS, GSIZE, GBYTES
+            )
+
+
+@triton.jit
+def _store_groups(
+    idx,
+    out_row,
+    row_ok,
+    c0,
+    cols,
+    sp_b,
+    D: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    CHUNK: tl.constexpr,
+    BITS: tl.constexpr,
+    GSIZE: tl.constexpr,
+    GBYTES: tl.constexpr,
+):
+    """Pack ``[BLOCK_R, CHUNK]`` indices (coordinate order) into their bytes and store them:
+    little-endian bit stream, a group of GSIZE indices is one word (bit ranges disjoint)."""
+    NG: tl.constexpr = CHUNK // GSIZE  # packing groups per chunk
+    if GSIZE == 2:  # 4 bits: the pairs of neighbouring columns, which one thread holds
+        lo, hi = tl.split(tl.reshape(idx, (BLOCK_R, NG, 2)))
+        word = lo | (hi << BITS)
+    else:
+        shifted = idx << ((cols % GSIZE) * BITS)[None, :]
+        word = tl.sum(tl.reshape(shifted, (BLOCK_R, NG, GSIZE)), axis=2)
+    grp = c0 // GSIZE + tl.arange(0, NG)
+    if D == BLOCK_D:  # masked by row only: the stores vectorize
+        ok = tl.broadcast_to(row_ok[:, None], (BLOCK_R, NG))
+    else:
+        ok = row_ok[:, None] & (grp[None, :] * GSIZE < D)
+    for k in tl.static_range(GBYTES):
+        tl.store(
+            out_row[:, None] + (grp[None, :] * GBYTES + k) * sp_b,
+            ((word >> (8 * k)) & 0xFF).to(tl.uint8),
+            mask=ok,
+        )
 
 
 @functools.cache
@@ -421,6 +513,9 @@ def tq4_compress(
         GBYTES=gbytes,
         IN_KIND=_IN_KIND[x.dtype],
         HAS_SLOTS=slot_mapping is not None,
+        # Lloyd-Max boundaries are symmetric (checked once per boundaries tensor)
+        SYMMETRIC=bits == 4 and is_symmetric(boundaries),
+        BF16_PIECES=BF16_PIECES,
     )
     return result
 

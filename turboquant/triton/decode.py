@@ -30,7 +30,6 @@ Each kernel's plain-torch reference is ``tq_decode_reference`` /
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 from functools import cache
 
@@ -41,6 +40,7 @@ import triton.language as tl
 from ..packing import unpack_indices
 from ..paged import PagedKVLayout, check_block_tables, check_pool, read_slots, sequence_slots
 from ..validation import FLOAT_DTYPES, check_tensor
+from .codebook_memo import is_symmetric, per_codebook  # noqa: F401 (re-exported)
 from .compress import INTERPRET, dot, infer_bits
 
 DECODE_HEAD_DIMS = (64, 128, 256)
@@ -102,8 +102,11 @@ class DecodeConfig:
 # 60 µs) and at B=32 (N=4K: 163 against 204 µs, N=32K: 1049 against 1271 µs); 1-warp programs
 # of 32 tokens, 16 per SM, at B=8, N=32K (289 against 329 µs: 64 (sequence, KV head) pairs
 # make 2.2 waves of the 128-token programs, the last one mostly empty). The interpreter always
-# takes the 32-token tiles.
+# takes the 32-token tiles. With >= 128 pairs (B >= 16 at 8 KV heads) 3 of them per SM
+# (session 11 sweep, docs/results/h200-2026-12-01-s11/): B=16, N=4K 81 against 94 µs, N=32K
+# 503 against 528 µs; B=32 the same either way (152/155 µs at 4K, 988/984 µs at 32K).
 WIDE_TILE_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=4)
+MANY_PAIRS_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=3)
 DEFAULT_CONFIG = DecodeConfig()
 LOOKUP_CONFIG = DecodeConfig(block_n=16)
 LONG_WORK_TOKENS = 1 << 20  # sequences × KV heads × context from which DEFAULT_CONFIG can win
@@ -116,14 +119,15 @@ def default_config(
     """The launch configuration used when none is given: ``pairs`` = sequences × KV heads,
     ``max_len`` the longest context, ``bits`` = (K bits, V bits). 4-bit K and V on a GPU:
     ``DEFAULT_CONFIG`` when ``pairs * max_len >= LONG_WORK_TOKENS`` and ``pairs < FEW_PAIRS``,
-    else ``WIDE_TILE_CONFIG`` (see the measurements above); other bit widths (L1-table
+    else ``WIDE_TILE_CONFIG`` (``MANY_PAIRS_CONFIG``, 3 programs per SM, from ``FEW_PAIRS``
+    pairs on; see the measurements above); other bit widths (L1-table
     lookups): 1-warp programs of 16 tokens (B=8, K3/V3: 32K 589 µs and 4K 94 µs with them,
     1130 µs and 143 µs with the 4-bit defaults)."""
     if bits != (4, 4):
         return LOOKUP_CONFIG
     if device.type != "cuda" or (pairs * max_len >= LONG_WORK_TOKENS and pairs < FEW_PAIRS):
         return DEFAULT_CONFIG
-    return WIDE_TILE_CONFIG
+    return MANY_PAIRS_CONFIG if pairs >= FEW_PAIRS else WIDE_TILE_CONFIG
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -743,40 +747,6 @@ def _num_sms(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).multi_processor_count
     return 4
-
-
-_PER_CODEBOOK: dict[tuple[int, object], tuple[weakref.ref, int | None, object]] = {}
-
-
-def per_codebook(centroids: torch.Tensor, what: object, compute, while_capturing=None):
-    """``compute(centroids)``, computed once per codebook tensor and in-place version and then
-    remembered under ``what`` (inference-mode tensors keep no version counter: remembered by
-    identity alone). While a CUDA graph is being captured a miss is not remembered and
-    returns ``while_capturing(centroids)`` when given (e.g. to avoid a device sync)."""
-    version = None if centroids.is_inference() else centroids._version
-    hit = _PER_CODEBOOK.get((id(centroids), what))
-    if hit is not None and hit[0]() is centroids and hit[1] == version:
-        return hit[2]
-    if centroids.is_cuda and torch.cuda.is_current_stream_capturing():
-        return (while_capturing or compute)(centroids)
-    value = compute(centroids)
-    if len(_PER_CODEBOOK) > 256:  # drop entries of freed tensors
-        for key in [k for k, v in _PER_CODEBOOK.items() if v[0]() is None]:
-            del _PER_CODEBOOK[key]
-    _PER_CODEBOOK[(id(centroids), what)] = (weakref.ref(centroids), version, value)
-    return value
-
-
-def is_symmetric(centroids: torch.Tensor) -> bool:
-    """Whether ``centroids`` (sorted) satisfy ``c[n-1-i] == -c[i]`` exactly. Read once per tensor
-    and in-place version (a device sync), then remembered; while a CUDA graph is being
-    captured an unseen tensor counts as asymmetric (the general lookup is always right)."""
-    return per_codebook(
-        centroids,
-        "symmetric",
-        lambda c: bool(torch.equal(c, -c.flip(0))),
-        while_capturing=lambda c: False,
-    )
 
 
 def split_plan(

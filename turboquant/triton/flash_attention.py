@@ -633,8 +633,8 @@ def launch_attention(
     register_lookup: bool = False,
 ) -> torch.Tensor:
     """Launch ``_attn_fwd`` on validated inputs (K/V dense, or packed with norms + centroids).
-    ``register_lookup``: 4-bit symmetric codebooks through the register table (experimental,
-    not yet timed on a GPU) instead of per-value gathers."""
+    ``register_lookup``: 4-bit symmetric codebooks through the register table instead of
+    per-value gathers (the compressed entry points default to it)."""
     b, hq, ql, d = q.shape
     if is_causal and ql > kv_len:
         raise ValueError(

@@ -176,30 +176,23 @@ def _prefill_tq(q, k, v, k_bits: int, v_bits: int) -> dict:
     qk, qv = TurboQuantMSE(d, k_bits).to("cuda"), TurboQuantMSE(d, v_bits).to("cuda")
     kp, kn = tq4_compress(k, qk.rotation, qk.boundaries, bits=k_bits)
     vp, vn = tq4_compress(v, qv.rotation, qv.boundaries, bits=v_bits)
+    kv = (q, kp, kn, vp, vn, qk.centroids, qk.rotation)
     kernels = {
         f"triton_flash_attention_tq4_kv[k{k_bits}v{v_bits}]": lambda: triton_flash_attention_tq4_kv(
-            q, kp, kn, vp, vn, qk.centroids, qk.rotation, is_causal=True, v_centroids=qv.centroids
+            *kv, is_causal=True, v_centroids=qv.centroids
         ),
     }
     if k_bits == v_bits == 4:
+        k_only = (q, kp, kn, qk.centroids, qk.rotation, v)
         kernels["triton_flash_attention_tq4[k4]"] = lambda: triton_flash_attention_tq4(
-            q, kp, kn, qk.centroids, qk.rotation, v, is_causal=True
+            *k_only, is_causal=True
         )
         # the per-value codebook gather the register lookup replaced (A/B)
         kernels["triton_flash_attention_tq4_kv[k4v4,gather]"] = lambda: triton_flash_attention_tq4_kv(
-            q,
-            kp,
-            kn,
-            vp,
-            vn,
-            qk.centroids,
-            qk.rotation,
-            is_causal=True,
-            v_centroids=qv.centroids,
-            register_lookup=False,
+            *kv, is_causal=True, v_centroids=qv.centroids, register_lookup=False
         )
         kernels["triton_flash_attention_tq4[k4,gather]"] = lambda: triton_flash_attention_tq4(
-            q, kp, kn, qk.centroids, qk.rotation, v, is_causal=True, register_lookup=False
+            *k_only, is_causal=True, register_lookup=False
         )
     return kernels
 

@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import turboquant.triton.compress as compress_module  # noqa: E402
 from turboquant.quantizer import TurboQuantMSE  # noqa: E402
 from turboquant.triton import (  # noqa: E402
     tq4_compress,
@@ -81,44 +82,48 @@ def _compress_case(bits: int, tokens: int, heads: int = 8, d: int = 128) -> None
     src = torch.empty(moved // 2, dtype=torch.uint8, device="cuda")  # a copy moves 2x its size
     dst = torch.empty_like(src)
     t_copy = time_fn(lambda: dst.copy_(src))
-    t = time_fn(
-        lambda: tq4_compress(x, q.rotation, q.boundaries, bits=bits, out_packed=packed, out_norms=norms)
-    )
-    emit(
-        {
+
+    def timed(boundaries, bucket_asm: bool = False) -> float:
+        compress_module.BUCKET_ASM = bucket_asm
+        try:
+            return time_fn(
+                lambda: tq4_compress(x, q.rotation, boundaries, bits=bits, out_packed=packed, out_norms=norms)
+            )
+        finally:
+            compress_module.BUCKET_ASM = False
+
+    def row(kernel: str, us: float, **extra) -> dict:
+        shape = {"bits": bits, "tokens": tokens, "heads": heads, "head_dim": d, "bytes": moved}
+        speed = {"us": round(us, 2), "tbps": round(moved / us / 1e6, 3)}
+        return {
             "suite": "compress",
-            "kernel": "tq4_compress",
-            "bits": bits,
-            "tokens": tokens,
-            "heads": heads,
-            "head_dim": d,
-            "bytes": moved,
-            "us": round(t, 2),
-            "tbps": round(moved / t / 1e6, 3),
-            "baseline": "torch_copy",
-            "baseline_us": round(t_copy, 2),
-            "baseline_tbps": round(moved / t_copy / 1e6, 3),
-            "ratio_vs_baseline": round(t_copy / t, 3),
+            "kernel": kernel,
+            **shape,
+            **speed,
+            **extra,
             "config": str(_compress_kernel.best_config),
         }
+
+    t = timed(q.boundaries)
+    emit(
+        row(
+            "tq4_compress",
+            t,
+            baseline="torch_copy",
+            baseline_us=round(t_copy, 2),
+            baseline_tbps=round(moved / t_copy / 1e6, 3),
+            ratio_vs_baseline=round(t_copy / t, 3),
+        )
     )
-    if bits == 4:  # the general bucketing (boundaries not symmetric: one nudged by an ulp)
+    if bits == 4:
+        # the general bucketing (boundaries not symmetric: one nudged by an ulp)
         general = q.boundaries.clone()
         general[0] = torch.nextafter(general[0], torch.tensor(-1.0, device="cuda"))
-        t_general = time_fn(
-            lambda: tq4_compress(x, q.rotation, general, bits=bits, out_packed=packed, out_norms=norms)
-        )
-        emit(
-            {
-                "suite": "compress",
-                "kernel": "tq4_compress[general bucketize]",
-                "bits": bits,
-                "tokens": tokens,
-                "us": round(t_general, 2),
-                "tbps": round(moved / t_general / 1e6, 3),
-                "ratio_vs_symmetric": round(t / t_general, 3),
-            }
-        )
+        t_general = timed(general)
+        emit(row("tq4_compress[general bucketize]", t_general, ratio_vs_symmetric=round(t / t_general, 3)))
+        # the opt-in inline-PTX bucketing (compress.BUCKET_ASM)
+        t_asm = timed(q.boundaries, bucket_asm=True)
+        emit(row("tq4_compress[bucket asm]", t_asm, ratio_vs_default=round(t / t_asm, 3)))
 
 
 def _sdpa(backend, q, k, v):

@@ -103,6 +103,81 @@ def test_symmetric_bucketing_is_exact_on_ties():
     assert torch.equal(_quantizer(d, 4).unpack(packed).long(), torch.bucketize(x, bnd).long())
 
 
+def _run_bucket_asm(asm: str, y: float, bounds: list[int]) -> int:
+    """Plain-Python model of the straight-line PTX of ``_BUCKET4_SYM_ASM`` (predicates, 32-bit
+    integer ops, an ordered f32 compare) for one element: ``$1`` = y, ``$2..$8`` = bounds."""
+    import struct
+
+    regs = {"$1": y} | {f"${2 + i}": b for i, b in enumerate(bounds)}
+
+    def val(t):
+        if t.startswith("0f"):
+            return struct.unpack("<f", bytes.fromhex(t[2:])[::-1])[0]
+        if t.startswith("0x"):
+            return int(t, 16)
+        return int(t) if t.lstrip("-").isdigit() else regs[t]
+
+    def s32(v):
+        return v - (1 << 32) if v & (1 << 31) else v
+
+    for ins in asm.strip().strip("{}").split(";"):
+        ins = ins.strip()
+        if not ins or ins.startswith(".reg"):
+            continue
+        if ins.startswith("@"):
+            guard, ins = ins.split(None, 1)
+            if regs[guard.lstrip("@!")] == guard.startswith("@!"):
+                continue
+        op, args = ins.split(None, 1)
+        dst, *src = (x.strip() for x in args.split(","))
+        v = [val(x) for x in src]
+        if op == "setp.gt.f32":
+            regs[dst] = v[0] > v[1]  # NaN compares false (ordered)
+        elif op == "setp.gt.s32":
+            regs[dst] = s32(v[0]) > s32(v[1])
+        elif op == "mov.b32":
+            regs[dst] = struct.unpack("<I", struct.pack("<f", v[0]))[0] if isinstance(v[0], float) else v[0]
+        elif op == "selp.b32":
+            regs[dst] = v[0] if v[2] else v[1]
+        else:
+            fn = {"and.b32": int.__and__, "xor.b32": int.__xor__, "add.s32": int.__add__}[op]
+            regs[dst] = fn(v[0], v[1]) & 0xFFFFFFFF
+    return regs["$0"]
+
+
+def test_bucket_asm_matches_bucketize():
+    """The inline PTX of the symmetric 4-bit bucketing (opt-in ``BUCKET_ASM``; the interpreter
+    runs no PTX) gives torch.bucketize's index for values between, at and beyond the Lloyd-Max
+    boundaries and for +-0 and +-inf; NaN gives 0 like the Triton path."""
+    import math
+
+    from turboquant.triton.compress import _BUCKET4_SYM_ASM
+
+    bnd = _quantizer(128, 4).boundaries.cpu()
+    bits = bnd[8:].view(torch.int32).tolist()
+    gen = torch.Generator().manual_seed(0)
+    ys = torch.cat([bnd, -bnd, torch.randn(300, generator=gen) * 0.15, torch.tensor([0.0, -0.0, 1.0, -1.0])])
+    ys = torch.cat([ys, torch.tensor([math.inf, -math.inf])])
+    for y in ys.tolist():
+        want = int(torch.bucketize(torch.tensor([y]), bnd).item())
+        assert _run_bucket_asm(_BUCKET4_SYM_ASM.value, y, bits) == want, y
+    assert _run_bucket_asm(_BUCKET4_SYM_ASM.value, math.nan, bits) == 0
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="inline PTX needs a GPU (the model above checks it on CPU)")
+def test_bucket_asm_kernel_matches_the_triton_path(monkeypatch):
+    """On a GPU, ``BUCKET_ASM = True`` writes the same bytes as the default bucketing."""
+    import turboquant.triton.compress as compress
+
+    q = _quantizer(128, 4)
+    x = torch.randn(512, 8, 128, device=DEVICE, dtype=torch.bfloat16)
+    want, want_n = tq4_compress(x, q.rotation, q.boundaries, bits=4)
+    monkeypatch.setattr(compress, "BUCKET_ASM", True)
+    got, got_n = tq4_compress(x, q.rotation, q.boundaries, bits=4)
+    assert torch.equal(got, want) and torch.equal(got_n, want_n)
+    _assert_indices_match(q, x, got, got_n)
+
+
 @pytest.mark.parametrize("shape", [(7, 128), (2, 3, 1, 128), (128,)])
 def test_compress_any_leading_shape(shape):
     q = _quantizer(128, 4)

@@ -239,6 +239,41 @@ def _bucketize4_symmetric(y, bnd_ptr):
     return k ^ tl.where(pos, 8, 7)
 
 
+# _bucketize4_symmetric as one inline-PTX block per element (the compiler turns the Triton
+# version's 0/1 selects into byte-lane shuffles): integer compares of the float bits, selects
+# of the boundaries, the index bits set by predicated xors. Static report (sm_90a, bf16, d=128,
+# BLOCK_R 64, 4 warps): 38 -> 27.5 loop instructions per coordinate. Opt-in (``BUCKET_ASM``)
+# until timed on a GPU; $1 = y (f32), $2..$8 = bits of the positive boundaries b[8..14].
+_BUCKET4_SYM_ASM = tl.constexpr(
+    "{ .reg .pred p, c4, c2, c1; .reg .b32 a, t, u; "
+    "setp.gt.f32 p, $1, 0f00000000; mov.b32 a, $1; and.b32 a, a, 0x7fffffff; "
+    "@!p add.s32 a, a, 1; "
+    "setp.gt.s32 c4, a, $5; selp.b32 t, $7, $3, c4; setp.gt.s32 c2, a, t; "
+    "selp.b32 t, $8, $6, c2; selp.b32 u, $4, $2, c2; selp.b32 t, t, u, c4; "
+    "setp.gt.s32 c1, a, t; selp.b32 $0, 8, 7, p; "
+    "@c4 xor.b32 $0, $0, 4; @c2 xor.b32 $0, $0, 2; @c1 xor.b32 $0, $0, 1; }"
+)
+# inline-PTX bucketing for symmetric 4-bit boundaries (not under the interpreter, which runs
+# no PTX); off until a GPU run has timed it (bench_kernels' `tq4_compress[bucket asm]` rows)
+BUCKET_ASM = False
+
+
+@triton.jit
+def _bucketize4_symmetric_asm(y, bnd_ptr):
+    """:func:`_bucketize4_symmetric` through ``_BUCKET4_SYM_ASM`` (same results)."""
+    bits = (bnd_ptr + 8).to(tl.pointer_type(tl.int32))
+    b8, b9, b10, b11 = tl.load(bits), tl.load(bits + 1), tl.load(bits + 2), tl.load(bits + 3)
+    b12, b13, b14 = tl.load(bits + 4), tl.load(bits + 5), tl.load(bits + 6)
+    return tl.inline_asm_elementwise(
+        _BUCKET4_SYM_ASM,
+        "=r,f,r,r,r,r,r,r,r",
+        [y, b8, b9, b10, b11, b12, b13, b14],
+        dtype=tl.int32,
+        is_pure=True,
+        pack=1,
+    )
+
+
 def _prune_compress(configs, named_args, **kwargs):
     # small writes (decode steps, tests) take the first config: no tuning launches for them
     return configs if {**named_args, **kwargs}["LARGE"] else configs[:1]
@@ -246,7 +281,7 @@ def _prune_compress(configs, named_args, **kwargs):
 
 @triton.autotune(
     configs=COMPRESS_CONFIGS,
-    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "BF16_PIECES", "LARGE"],
+    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "BF16_PIECES", "USE_ASM", "LARGE"],
     prune_configs_by={"early_config_prune": _prune_compress},
 )
 @triton.jit
@@ -278,6 +313,7 @@ def _compress_kernel(
     HAS_SLOTS: tl.constexpr,
     SYMMETRIC: tl.constexpr,
     BF16_PIECES: tl.constexpr,
+    USE_ASM: tl.constexpr,
     BLOCK_R: tl.constexpr,
 ):
     # Persistent grid: each program walks row blocks, so the next block's loads overlap this
@@ -319,7 +355,9 @@ def _compress_kernel(
                 p0, p1, p2 = _rotation_tile(rot_ptr, c0, offs_k, D, CHUNK, IN_KIND, PERMUTE)
             y = _rotate(x, p0, p1, p2, IN_KIND, BF16_PIECES) * inv[:, None]
             # torch.bucketize(y, boundaries): number of boundaries strictly below y
-            if BITS == 4 and SYMMETRIC:
+            if BITS == 4 and SYMMETRIC and USE_ASM:
+                idx = _bucketize4_symmetric_asm(y, bnd_ptr)
+            elif BITS == 4 and SYMMETRIC:
                 idx = _bucketize4_symmetric(y, bnd_ptr)
             elif BITS == 4:
                 idx = _bucketize4(y, bnd_ptr)
@@ -516,6 +554,7 @@ def tq4_compress(
         # Lloyd-Max boundaries are symmetric (checked once per boundaries tensor)
         SYMMETRIC=bits == 4 and is_symmetric(boundaries),
         BF16_PIECES=BF16_PIECES,
+        USE_ASM=BUCKET_ASM and not INTERPRET,
     )
     return result
 

@@ -1,0 +1,82 @@
+"""Static view of the compress kernel (``_compress_kernel``) for sm_90a, without a GPU.
+
+Compiles ``_compress_kernel`` as ``tq4_compress`` launches it for bf16 input, d=128, 4-bit
+indices and symmetric boundaries, at the autotune configs named below, with the Triton
+bucketing and with the inline-PTX one (``BUCKET_ASM``), assembles it with Triton's bundled
+ptxas and prints registers, spills, shared memory and the SASS histogram of the row-block loop
+(as ``decode_static_report.py`` does), per coordinate and thread.
+
+    .venv/bin/python scripts/compress_static_report.py
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import decode_static_report as report  # noqa: E402
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from turboquant.triton import compress  # noqa: E402
+
+POINTERS = {
+    "x_ptr": "*bf16",
+    "rot_ptr": "*fp32",
+    "bnd_ptr": "*fp32",
+    "packed_ptr": "*u8",
+    "norms_ptr": "*fp32",
+    "slot_ptr": "*fp32",
+}
+ALIGNED = ("sx_t", "sx_h", "sp_t", "sp_h")
+CONFIGS = ((32, 4, 1), (64, 4, 1), (64, 4, 2), (128, 8, 1))  # BLOCK_R, warps, stages
+
+
+def compile_compress(block_r: int, warps: int, stages: int, use_asm: bool):
+    fn = compress._compress_kernel.fn
+    constants = dict(D=128, BLOCK_D=128, CHUNK=128, BITS=4, GSIZE=2, GBYTES=1, IN_KIND=2)
+    constants.update(HAS_SLOTS=False, SYMMETRIC=True, BF16_PIECES=compress.BF16_PIECES)
+    constants.update(USE_ASM=use_asm, BLOCK_R=block_r, sx_d=1, sp_b=1, LARGE=1)
+    signature = {name: POINTERS.get(name, "i32") for name in fn.arg_names if name not in constants}
+    signature.update(dict.fromkeys(constants, "constexpr"))
+    attrs = {
+        (i,): [["tt.divisibility", 16]]
+        for i, name in enumerate(fn.arg_names)
+        if name in POINTERS or name in ALIGNED
+    }
+    return triton.compile(
+        ASTSource(fn, signature, constants, attrs),
+        target=GPUTarget("cuda", 90, 32),
+        options={"num_warps": warps, "num_stages": stages},
+    )
+
+
+def main() -> None:
+    print(f"triton {triton.__version__}, sm_90a, bf16 in, d=128, K4, symmetric boundaries")
+    with tempfile.TemporaryDirectory() as tmp:
+        for block_r, warps, stages in CONFIGS:
+            for use_asm in (False, True):
+                kernel = compile_compress(block_r, warps, stages, use_asm)
+                text, sass = report.assemble(kernel.asm["ptx"], Path(tmp))
+                regs = re.search(r"Used (\d+) registers", text)
+                spills = re.search(r"(\d+) bytes spill stores", text)
+                regs, spills = (m.group(1) if m else "0" for m in (regs, spills))
+                n, ops = report.loop_histogram(sass)
+                per_coord = n * warps * 32 / (block_r * 128)
+                print(
+                    f"BLOCK_R={block_r} warps={warps} stages={stages} "
+                    f"{'asm' if use_asm else 'triton'} bucketing: {regs} registers, spill {spills} B, "
+                    f"shared {kernel.metadata.shared} B; loop: {n} SASS instructions, "
+                    f"{per_coord:.1f} per coordinate and thread"
+                )
+                print("   ", ", ".join(f"{op} {c}" for op, c in ops.most_common(10)))
+
+
+if __name__ == "__main__":
+    main()

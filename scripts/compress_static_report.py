@@ -11,7 +11,6 @@ ptxas and prints registers, spills, shared memory and the SASS histogram of the 
 
 from __future__ import annotations
 
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -62,20 +61,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for block_r, warps, stages in CONFIGS:
             for use_asm in (False, True):
-                kernel = compile_compress(block_r, warps, stages, use_asm)
-                text, sass = report.assemble(kernel.asm["ptx"], Path(tmp))
-                regs = re.search(r"Used (\d+) registers", text)
-                spills = re.search(r"(\d+) bytes spill stores", text)
-                regs, spills = (m.group(1) if m else "0" for m in (regs, spills))
-                n, ops = report.loop_histogram(sass)
-                per_coord = n * warps * 32 / (block_r * 128)
+                st = report.kernel_stats(compile_compress(block_r, warps, stages, use_asm), Path(tmp))
+                per_coord = st["loop"] * warps * 32 / (block_r * 128)
                 print(
                     f"BLOCK_R={block_r} warps={warps} stages={stages} "
-                    f"{'asm' if use_asm else 'triton'} bucketing: {regs} registers, spill {spills} B, "
-                    f"shared {kernel.metadata.shared} B; loop: {n} SASS instructions, "
-                    f"{per_coord:.1f} per coordinate and thread"
+                    f"{'asm' if use_asm else 'triton'} bucketing: {st['registers']} registers, "
+                    f"spill {st['spill'][0]} B, shared {st['shared']} B; loop: {st['loop']} SASS "
+                    f"instructions, {per_coord:.1f} per coordinate and thread"
                 )
-                print("   ", ", ".join(f"{op} {c}" for op, c in ops.most_common(10)))
+                print("   ", ", ".join(f"{op} {c}" for op, c in st["ops"].most_common(10)))
 
 
 if __name__ == "__main__":

@@ -152,6 +152,22 @@ def loop_histogram(sass: str) -> tuple[int, collections.Counter]:
     return len(body), ops
 
 
+def kernel_stats(kernel, workdir: Path) -> dict:
+    """Registers, spill bytes (stores, loads), shared memory and the loop's SASS histogram of
+    a compiled Triton kernel, assembled for sm_90a."""
+    text, sass = assemble(kernel.asm["ptx"], workdir)
+    regs = re.search(r"Used (\d+) registers", text)
+    spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", text)
+    n, ops = loop_histogram(sass)
+    return {
+        "registers": regs.group(1) if regs else "?",
+        "spill": (spills.group(1), spills.group(2)) if spills else ("0", "0"),
+        "shared": kernel.metadata.shared,
+        "loop": n,
+        "ops": ops,
+    }
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bits", type=int, nargs="+", default=[4])
@@ -178,17 +194,15 @@ def main(argv=None) -> None:
                         symmetric=not args.no_symmetric,
                     )
                     ttgir = kernel.asm["ttgir"]
-                    report, sass = assemble(kernel.asm["ptx"], Path(tmp))
-                    regs = re.search(r"Used (\d+) registers", report)
-                    spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
-                    n, ops = loop_histogram(sass)
+                    st = kernel_stats(kernel, Path(tmp))
+                    n, ops = st["loop"], st["ops"]
                     print(
                         f"{'contiguous' if args.contiguous else 'paged'} K{bits}/V{bits} "
                         f"block_n={block_n} warps={warps}{' no-prefetch' if args.no_prefetch else ''}"
                         f"{' 16-entry' if args.no_symmetric else ''}: "
-                        f"{regs.group(1) if regs else '?'} registers, "
-                        f"spill stores/loads {spills.group(1)}/{spills.group(2)} B, "
-                        f"shared {kernel.metadata.shared} B, "
+                        f"{st['registers']} registers, "
+                        f"spill stores/loads {st['spill'][0]}/{st['spill'][1]} B, "
+                        f"shared {st['shared']} B, "
                         f"convert_layout {ttgir.count('ttg.convert_layout')}, "
                         f"local_alloc {ttgir.count('ttg.local_alloc')}; "
                         f"loop: {n} SASS instructions per {block_n}-token tile "

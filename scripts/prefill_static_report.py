@@ -10,7 +10,6 @@ conversions and the SASS histogram of the key loop (as ``decode_static_report.py
 
 from __future__ import annotations
 
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -65,20 +64,16 @@ def main() -> None:
         for block_m, block_n, warps, stages in ((128, 64, 8, 3), (64, 64, 4, 3)):
             for register_lookup in (False, True):
                 kernel = compile_prefill(register_lookup, block_m, block_n, warps, stages)
-                text, sass = report.assemble(kernel.asm["ptx"], Path(tmp))
-                regs = re.search(r"Used (\d+) registers", text)
-                spills = re.search(r"(\d+) bytes spill stores", text)
-                regs, spills = (m.group(1) if m else "?" for m in (regs, spills))
-                n, ops = report.loop_histogram(sass)
+                st = report.kernel_stats(kernel, Path(tmp))
                 ttgir = kernel.asm["ttgir"]
                 print(
                     f"BLOCK_M={block_m} BLOCK_N={block_n} warps={warps} stages={stages} "
                     f"{'register lookup' if register_lookup else 'gather'}: "
-                    f"{regs} registers, spill {spills} B, "
-                    f"shared {kernel.metadata.shared} B, convert_layout {ttgir.count('ttg.convert_layout')}; "
-                    f"loop: {n} SASS instructions per tile"
+                    f"{st['registers']} registers, spill {st['spill'][0]} B, "
+                    f"shared {st['shared']} B, convert_layout {ttgir.count('ttg.convert_layout')}; "
+                    f"loop: {st['loop']} SASS instructions per tile"
                 )
-                print("   ", ", ".join(f"{op} {c}" for op, c in ops.most_common(10)))
+                print("   ", ", ".join(f"{op} {c}" for op, c in st["ops"].most_common(10)))
 
 
 if __name__ == "__main__":

@@ -217,33 +217,11 @@ def _bucketize4(y, bnd_ptr):
     return c8.to(tl.int32) * 8 + c4.to(tl.int32) * 4 + c2.to(tl.int32) * 2 + c1.to(tl.int32)
 
 
-@triton.jit
-def _bucketize4_symmetric(y, bnd_ptr):
-    """:func:`_bucketize4` for symmetric boundaries (``b[14-i] == -b[i]``, so ``b[7] == 0``;
-    Lloyd-Max boundaries are): with ``a = |y|`` and ``k`` the number of positive boundaries
-    below it, the index is ``8 + k`` for ``y > 0`` and ``7 - k`` otherwise, ``k`` counted
-    non-strictly there (``b < y`` for ``y < 0`` is ``-b > |y|``). Both counts are one strict
-    integer comparison of the bits (non-negative floats order as integers) with the bits of
-    ``a`` plus one ulp for ``y <= 0``: exact on ties. Three comparisons and four selects per
-    element; NaN gives 0 like the linear count."""
-    bits = (bnd_ptr + 8).to(tl.pointer_type(tl.int32))
-    b8, b9, b10, b11 = tl.load(bits), tl.load(bits + 1), tl.load(bits + 2), tl.load(bits + 3)
-    b12, b13, b14 = tl.load(bits + 4), tl.load(bits + 5), tl.load(bits + 6)
-    pos = y > 0
-    a = y.to(tl.int32, bitcast=True) & 0x7FFFFFFF
-    a = tl.where(pos, a, a + 1)
-    c4 = a > b11
-    c2 = a > tl.where(c4, b13, b9)
-    c1 = a > tl.where(c4, tl.where(c2, b14, b12), tl.where(c2, b10, b8))
-    k = tl.where(c4, 4, 0) | tl.where(c2, 2, 0) | tl.where(c1, 1, 0)
-    return k ^ tl.where(pos, 8, 7)
-
-
 # _bucketize4_symmetric as one inline-PTX block per element (the compiler turns the Triton
 # version's 0/1 selects into byte-lane shuffles): integer compares of the float bits, selects
-# of the boundaries, the index bits set by predicated xors. Static report (sm_90a, bf16, d=128,
-# BLOCK_R 64, 4 warps): 38 -> 27.5 loop instructions per coordinate. Opt-in (``BUCKET_ASM``)
-# until timed on a GPU; $1 = y (f32), $2..$8 = bits of the positive boundaries b[8..14].
+# of the boundaries, the index bits set by predicated xors. Static report (sm_90a, bf16,
+# d=128, BLOCK_R 64, 4 warps): 38 -> 27.5 loop instructions per coordinate. Opt-in
+# (``BUCKET_ASM``) until timed on a GPU; $1 = y (f32), $2..$8 = bits of the positive boundaries b[8..14].
 _BUCKET4_SYM_ASM = tl.constexpr(
     "{ .reg .pred p, c4, c2, c1; .reg .b32 a, t, u; "
     "setp.gt.f32 p, $1, 0f00000000; mov.b32 a, $1; and.b32 a, a, 0x7fffffff; "
@@ -259,19 +237,37 @@ BUCKET_ASM = False
 
 
 @triton.jit
-def _bucketize4_symmetric_asm(y, bnd_ptr):
-    """:func:`_bucketize4_symmetric` through ``_BUCKET4_SYM_ASM`` (same results)."""
+def _bucketize4_symmetric(y, bnd_ptr, USE_ASM: tl.constexpr):
+    """:func:`_bucketize4` for symmetric boundaries (``b[14-i] == -b[i]``, so ``b[7] == 0``;
+    Lloyd-Max boundaries are): with ``a = |y|`` and ``k`` the number of positive boundaries
+    below it, the index is ``8 + k`` for ``y > 0`` and ``7 - k`` otherwise, ``k`` counted
+    non-strictly there (``b < y`` for ``y < 0`` is ``-b > |y|``). Both counts are one strict
+    integer comparison of the bits (non-negative floats order as integers) with the bits of
+    ``a`` plus one ulp for ``y <= 0``: exact on ties. Three comparisons and four selects per
+    element; NaN gives 0 like the linear count. ``USE_ASM``: the same steps as one inline-PTX
+    block (``_BUCKET4_SYM_ASM``)."""
     bits = (bnd_ptr + 8).to(tl.pointer_type(tl.int32))
     b8, b9, b10, b11 = tl.load(bits), tl.load(bits + 1), tl.load(bits + 2), tl.load(bits + 3)
     b12, b13, b14 = tl.load(bits + 4), tl.load(bits + 5), tl.load(bits + 6)
-    return tl.inline_asm_elementwise(
-        _BUCKET4_SYM_ASM,
-        "=r,f,r,r,r,r,r,r,r",
-        [y, b8, b9, b10, b11, b12, b13, b14],
-        dtype=tl.int32,
-        is_pure=True,
-        pack=1,
-    )
+    if USE_ASM:
+        idx = tl.inline_asm_elementwise(
+            _BUCKET4_SYM_ASM,
+            "=r,f,r,r,r,r,r,r,r",
+            [y, b8, b9, b10, b11, b12, b13, b14],
+            dtype=tl.int32,
+            is_pure=True,
+            pack=1,
+        )
+    else:
+        pos = y > 0
+        a = y.to(tl.int32, bitcast=True) & 0x7FFFFFFF
+        a = tl.where(pos, a, a + 1)
+        c4 = a > b11
+        c2 = a > tl.where(c4, b13, b9)
+        c1 = a > tl.where(c4, tl.where(c2, b14, b12), tl.where(c2, b10, b8))
+        k = tl.where(c4, 4, 0) | tl.where(c2, 2, 0) | tl.where(c1, 1, 0)
+        idx = k ^ tl.where(pos, 8, 7)
+    return idx
 
 
 def _prune_compress(configs, named_args, **kwargs):
@@ -347,6 +343,7 @@ def _compress_kernel(
         out_row = packed_ptr + t_out * sp_t + h * sp_h
         tl.store(norms_ptr + t_out * sn_t + h * sn_h, norm, mask=row_ok)
 
+        NG: tl.constexpr = CHUNK // GSIZE  # packing groups per chunk
         for c0 in tl.static_range(0, D, CHUNK):
             cols = c0 + tl.arange(0, CHUNK)
             if ONE_CHUNK:
@@ -355,10 +352,8 @@ def _compress_kernel(
                 p0, p1, p2 = _rotation_tile(rot_ptr, c0, offs_k, D, CHUNK, IN_KIND, PERMUTE)
             y = _rotate(x, p0, p1, p2, IN_KIND, BF16_PIECES) * inv[:, None]
             # torch.bucketize(y, boundaries): number of boundaries strictly below y
-            if BITS == 4 and SYMMETRIC and USE_ASM:
-                idx = _bucketize4_symmetric_asm(y, bnd_ptr)
-            elif BITS == 4 and SYMMETRIC:
-                idx = _bucketize4_symmetric(y, bnd_ptr)
+            if BITS == 4 and SYMMETRIC:
+                idx = _bucketize4_symmetric(y, bnd_ptr, USE_ASM)
             elif BITS == 4:
                 idx = _bucketize4(y, bnd_ptr)
             else:
@@ -366,47 +361,24 @@ def _compress_kernel(
                 for i in tl.static_range((1 << BITS) - 1):
                     idx += (y > tl.load(bnd_ptr + i)).to(tl.int32)
             idx = _coordinate_order(idx, BLOCK_R, CHUNK, PERMUTE)
-            _store_groups(
-                idx, out_row, row_ok, c0, cols, sp_b, D, BLOCK_D, BLOCK_R, CHUNK, BITS, GSIZE, GBYTES
-            )
-
-
-@triton.jit
-def _store_groups(
-    idx,
-    out_row,
-    row_ok,
-    c0,
-    cols,
-    sp_b,
-    D: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    BLOCK_R: tl.constexpr,
-    CHUNK: tl.constexpr,
-    BITS: tl.constexpr,
-    GSIZE: tl.constexpr,
-    GBYTES: tl.constexpr,
-):
-    """Pack ``[BLOCK_R, CHUNK]`` indices (coordinate order) into their bytes and store them:
-    little-endian bit stream, a group of GSIZE indices is one word (bit ranges disjoint)."""
-    NG: tl.constexpr = CHUNK // GSIZE  # packing groups per chunk
-    if GSIZE == 2:  # 4 bits: the pairs of neighbouring columns, which one thread holds
-        lo, hi = tl.split(tl.reshape(idx, (BLOCK_R, NG, 2)))
-        word = lo | (hi << BITS)
-    else:
-        shifted = idx << ((cols % GSIZE) * BITS)[None, :]
-        word = tl.sum(tl.reshape(shifted, (BLOCK_R, NG, GSIZE)), axis=2)
-    grp = c0 // GSIZE + tl.arange(0, NG)
-    if D == BLOCK_D:  # masked by row only: the stores vectorize
-        ok = tl.broadcast_to(row_ok[:, None], (BLOCK_R, NG))
-    else:
-        ok = row_ok[:, None] & (grp[None, :] * GSIZE < D)
-    for k in tl.static_range(GBYTES):
-        tl.store(
-            out_row[:, None] + (grp[None, :] * GBYTES + k) * sp_b,
-            ((word >> (8 * k)) & 0xFF).to(tl.uint8),
-            mask=ok,
-        )
+            # little-endian bit stream: a group of GSIZE indices is one word (bit ranges disjoint)
+            if GSIZE == 2:  # 4 bits: the pairs of neighbouring columns, which one thread holds
+                lo, hi = tl.split(tl.reshape(idx, (BLOCK_R, NG, 2)))
+                word = lo | (hi << BITS)
+            else:
+                shifted = idx << ((cols % GSIZE) * BITS)[None, :]
+                word = tl.sum(tl.reshape(shifted, (BLOCK_R, NG, GSIZE)), axis=2)
+            grp = c0 // GSIZE + tl.arange(0, NG)
+            if D == BLOCK_D:  # masked by row only: the stores vectorize
+                ok = tl.broadcast_to(row_ok[:, None], (BLOCK_R, NG))
+            else:
+                ok = row_ok[:, None] & (grp[None, :] * GSIZE < D)
+            for k in tl.static_range(GBYTES):
+                tl.store(
+                    out_row[:, None] + (grp[None, :] * GBYTES + k) * sp_b,
+                    ((word >> (8 * k)) & 0xFF).to(tl.uint8),
+                    mask=ok,
+                )
 
 
 @functools.cache

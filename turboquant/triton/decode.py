@@ -40,7 +40,7 @@ import triton.language as tl
 from ..packing import unpack_indices
 from ..paged import PagedKVLayout, check_block_tables, check_pool, read_slots, sequence_slots
 from ..validation import FLOAT_DTYPES, check_tensor
-from .codebook_memo import is_symmetric, per_codebook  # noqa: F401 (re-exported)
+from .codebook_memo import is_symmetric
 from .compress import INTERPRET, dot, infer_bits
 
 DECODE_HEAD_DIMS = (64, 128, 256)

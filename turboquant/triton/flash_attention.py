@@ -22,8 +22,9 @@ import triton
 import triton.language as tl
 
 from ..validation import check_head_dim, check_tensor
+from .codebook_memo import is_symmetric, per_codebook
 from .compress import INTERPRET, SUPPORTED_HEAD_DIMS, dot
-from .decode import _dequant4_sym, _interleave8, is_symmetric, per_codebook
+from .decode import _dequant4_sym, _interleave8
 
 ATTN_DTYPES = (torch.float16, torch.bfloat16)
 _INTERPRET_TILE = tl.constexpr(INTERPRET)

@@ -20,8 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import decode_static_report as report  # noqa: E402
 import triton  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
 
 from turboquant.triton import compress  # noqa: E402
 
@@ -42,18 +40,7 @@ def compile_compress(block_r: int, warps: int, stages: int, use_asm: bool):
     constants = dict(D=128, BLOCK_D=128, CHUNK=128, BITS=4, GSIZE=2, GBYTES=1, IN_KIND=2)
     constants.update(HAS_SLOTS=False, SYMMETRIC=True, BF16_PIECES=compress.BF16_PIECES)
     constants.update(USE_ASM=use_asm, BLOCK_R=block_r, sx_d=1, sp_b=1, LARGE=1)
-    signature = {name: POINTERS.get(name, "i32") for name in fn.arg_names if name not in constants}
-    signature.update(dict.fromkeys(constants, "constexpr"))
-    attrs = {
-        (i,): [["tt.divisibility", 16]]
-        for i, name in enumerate(fn.arg_names)
-        if name in POINTERS or name in ALIGNED
-    }
-    return triton.compile(
-        ASTSource(fn, signature, constants, attrs),
-        target=GPUTarget("cuda", 90, 32),
-        options={"num_warps": warps, "num_stages": stages},
-    )
+    return report.compile_sm90(fn, POINTERS, constants, ALIGNED, warps, stages)
 
 
 def main() -> None:

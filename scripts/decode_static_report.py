@@ -69,6 +69,25 @@ def launch_strides(bits: int, paged: bool, head_dim: int = 128) -> dict[str, int
     return dict(zip(names, values, strict=True), stride_bt=N // PAGE, chunk=1024)
 
 
+def compile_sm90(fn, pointers: dict, constants: dict, aligned, warps: int, stages: int, types=None):
+    """Compile the Triton function ``fn`` for sm_90a: ``pointers`` name -> pointer type, the
+    other non-constant arguments i32 (or as ``types`` says), ``aligned`` the names (besides the
+    pointers) known divisible by 16, as Triton's launcher specializes them."""
+    signature = {name: pointers.get(name, "i32") for name in fn.arg_names if name not in constants}
+    signature.update(types or {})
+    signature.update(dict.fromkeys(constants, "constexpr"))
+    attrs = {
+        (i,): [["tt.divisibility", 16]]
+        for i, name in enumerate(fn.arg_names)
+        if name in pointers or name in aligned
+    }
+    return triton.compile(
+        ASTSource(fn, signature, constants, attrs),
+        target=GPUTarget("cuda", 90, 32),
+        options={"num_warps": warps, "num_stages": stages},
+    )
+
+
 def compile_split(
     bits: int,
     block_n: int,
@@ -95,20 +114,10 @@ def compile_split(
         K_SYM=symmetric and bits == 4,
         V_SYM=symmetric and bits == 4,
     )
-    signature = {name: POINTERS.get(name, "i32") for name in fn.arg_names if name not in constants}
-    signature.update(dict.fromkeys(constants, "constexpr"))
     # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0
     values = launch_strides(bits, paged, head_dim)
-    attrs = {
-        (i,): [["tt.divisibility", 16]]
-        for i, name in enumerate(fn.arg_names)
-        if name in POINTERS or (name in values and values[name] % 16 == 0)
-    }
-    return triton.compile(
-        ASTSource(fn, signature, constants, attrs),
-        target=GPUTarget("cuda", 90, 32),
-        options={"num_warps": num_warps, "num_stages": 1},
-    )
+    aligned = [name for name, v in values.items() if v % 16 == 0]
+    return compile_sm90(fn, POINTERS, constants, aligned, num_warps, 1)
 
 
 def _ptxas() -> Path:

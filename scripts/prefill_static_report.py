@@ -19,8 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import decode_static_report as report  # noqa: E402
 import triton  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
 
 from turboquant.triton import flash_attention as fa  # noqa: E402
 
@@ -43,19 +41,7 @@ def compile_prefill(register_lookup: bool, block_m: int, block_n: int, warps: in
     pointers = dict(POINTERS, kc_ptr=table, vc_ptr=table)
     constants = dict(D=128, BLOCK_D=128, K_BITS=4, V_BITS=4, IS_CAUSAL=True, HAS_MASK=False)
     constants.update(BLOCK_M=block_m, BLOCK_N=block_n, sqd=1, skd=1, svd=1, sod=1, sknn=1, svnn=1)
-    signature = {name: pointers.get(name, "i32") for name in fn.arg_names if name not in constants}
-    signature["sm_scale"] = "fp32"
-    signature.update(dict.fromkeys(constants, "constexpr"))
-    attrs = {
-        (i,): [["tt.divisibility", 16]]
-        for i, name in enumerate(fn.arg_names)
-        if name in pointers or name in ALIGNED
-    }
-    return triton.compile(
-        ASTSource(fn, signature, constants, attrs),
-        target=GPUTarget("cuda", 90, 32),
-        options={"num_warps": warps, "num_stages": stages},
-    )
+    return report.compile_sm90(fn, pointers, constants, ALIGNED, warps, stages, types={"sm_scale": "fp32"})
 
 
 def main() -> None:

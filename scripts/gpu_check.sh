@@ -22,7 +22,7 @@ timeout 240 python3 -m pytest -q -n 4 -p no:cacheprovider \
   tests/test_codebook.py tests/test_packing.py tests/test_quantizer.py tests/test_compressors.py \
   tests/test_storage.py tests/test_triton_compress.py tests/test_triton_attention.py \
   tests/test_triton_decode.py tests/test_paged.py tests/test_paged_batch.py tests/test_cache.py \
-  tests/test_hf_attention.py tests/test_molmo2.py tests/test_benchmark.py tests/test_video.py \
+  tests/test_hf_attention.py tests/test_decode_graphs.py tests/test_molmo2.py tests/test_benchmark.py tests/test_video.py \
   tests/test_vllm_plugin.py >"$out/tests.log" 2>&1
 tail -15 "$out/tests.log"
 fi

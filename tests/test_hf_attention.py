@@ -78,7 +78,8 @@ def test_fused_tq4_kv_matches_unfused_cache(tiny, monkeypatch):
     calls = []
     real_decode = decode.tq_decode
     monkeypatch.setattr(decode, "tq_decode", lambda *a, **k: calls.append(1) or real_decode(*a, **k))
-    cache = CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4)
+    # every step launches the kernels (the CUDA-graph replays are tests/test_decode_graphs.py's)
+    cache = CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4, cuda_graphs=False)
     install_fused_tq4_kv(model, cache)
     try:
         assert cache.fused_mode and model.config._attn_implementation == "triton_fa_tq4_kv"

@@ -146,7 +146,7 @@ def _run_bucket_asm(asm: str, y: float, bounds: list[int]) -> int:
 
 
 def test_bucket_asm_matches_bucketize():
-    """The inline PTX of the symmetric 4-bit bucketing (opt-in ``BUCKET_ASM``; the interpreter
+    """The inline PTX of the symmetric 4-bit bucketing (``BUCKET_ASM``, the GPU default; the interpreter
     runs no PTX) gives torch.bucketize's index for values between, at and beyond the Lloyd-Max
     boundaries and for +-0 and +-inf; NaN gives 0 like the Triton path."""
     import math
@@ -166,11 +166,12 @@ def test_bucket_asm_matches_bucketize():
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="inline PTX needs a GPU (the model above checks it on CPU)")
 def test_bucket_asm_kernel_matches_the_triton_path(monkeypatch):
-    """On a GPU, ``BUCKET_ASM = True`` writes the same bytes as the default bucketing."""
+    """On a GPU, ``BUCKET_ASM = True`` (the default) writes the same bytes as the Triton bucketing."""
     import turboquant.triton.compress as compress
 
     q = _quantizer(128, 4)
     x = torch.randn(512, 8, 128, device=DEVICE, dtype=torch.bfloat16)
+    monkeypatch.setattr(compress, "BUCKET_ASM", False)
     want, want_n = tq4_compress(x, q.rotation, q.boundaries, bits=4)
     monkeypatch.setattr(compress, "BUCKET_ASM", True)
     got, got_n = tq4_compress(x, q.rotation, q.boundaries, bits=4)

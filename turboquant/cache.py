@@ -177,10 +177,15 @@ class CompressedLayer(DynamicLayer):
     working buffer of their dequantized values (``keys``/``values`` are views of it).
     """
 
-    def __init__(self, bank: _QuantizerBank, k_bits: int, v_bits: int, fused_mode: bool) -> None:
+    def __init__(
+        self, bank: _QuantizerBank, k_bits: int, v_bits: int, fused_mode: bool, cuda_graphs: bool = True
+    ) -> None:
         super().__init__()
         self.bank, self.k_bits, self.v_bits = bank, k_bits, v_bits
         self.fused_mode = fused_mode
+        self.cuda_graphs = cuda_graphs
+        # fused decode steps on CUDA: turboquant.decode_graphs.DecodeGraphs, made on first use
+        self.decode_graphs = None
         self.k: _PackedStream | None = None
         self.v: _PackedStream | None = None
         self._kbuf: torch.Tensor | None = None
@@ -208,8 +213,10 @@ class CompressedLayer(DynamicLayer):
         _check_kv(key_states, value_states)
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        self.k.append(key_states)
-        self.v.append(value_states)
+        graphs = self._graphs(key_states)
+        if graphs is None or not graphs.append(key_states, value_states):
+            self.k.append(key_states)
+            self.v.append(value_states)
         if self.fused_mode:
             self.drop_working_buffer()
             out = key_states, value_states
@@ -217,6 +224,23 @@ class CompressedLayer(DynamicLayer):
             out = self._dequantized()
         self.last_returned_key = out[0]
         return out
+
+    def _graphs(self, key_states: torch.Tensor):
+        """The layer's :class:`~turboquant.decode_graphs.DecodeGraphs` for a fused decode step
+        on CUDA (one new token), else None."""
+        if not (self.fused_mode and self.cuda_graphs and key_states.is_cuda and key_states.shape[2] == 1):
+            return None
+        if self.decode_graphs is None:
+            from .decode_graphs import DecodeGraphs
+
+            self.decode_graphs = DecodeGraphs(self)
+        return self.decode_graphs
+
+    def fused_decode(self, query: torch.Tensor, scaling: float | None) -> torch.Tensor | None:
+        """Decode attention ``[B, H_q, 1, D]`` by the layer's CUDA graphs when this step's
+        append went through them, else None (the caller runs ``tq_decode``)."""
+        graphs = self.decode_graphs
+        return graphs.attend(query, scaling) if graphs is not None else None
 
     def _dequantized(self) -> tuple[torch.Tensor, torch.Tensor]:
         end = self.k.length
@@ -251,7 +275,7 @@ class CompressedLayer(DynamicLayer):
         return self.k.length if self.is_initialized else 0
 
     def reset(self) -> None:
-        self.k = self.v = self.last_returned_key = None
+        self.k = self.v = self.last_returned_key = self.decode_graphs = None
         self.drop_working_buffer()
         self.is_initialized = False
 
@@ -335,6 +359,9 @@ class CompressedDynamicCache(Cache):
         k_bits, v_bits: bits per coordinate of K and V, one of 2, 3, 4, 8.
         seed: rotation seed.
         fused_mode: start in fused mode (normally left to ``install_fused_tq4_kv``).
+        cuda_graphs: in fused mode on CUDA, run each layer's one-token decode steps as two
+            replayed CUDA graphs (:mod:`turboquant.decode_graphs`: three tensor copies and two
+            replays instead of five Triton launches); False launches the kernels every step.
     """
 
     def __init__(
@@ -345,6 +372,7 @@ class CompressedDynamicCache(Cache):
         v_bits: int = 4,
         seed: int = 42,
         fused_mode: bool = False,
+        cuda_graphs: bool = True,
     ) -> None:
         check_bits("k_bits", k_bits, CACHE_BITS)
         check_bits("v_bits", v_bits, CACHE_BITS)
@@ -353,6 +381,7 @@ class CompressedDynamicCache(Cache):
         self.k_bits, self.v_bits, self.seed = k_bits, v_bits, seed
         self._bank = _QuantizerBank(seed)
         self._fused_mode = bool(fused_mode)
+        self.cuda_graphs = bool(cuda_graphs)
         if config is None:
             super().__init__(layer_class_to_replicate=self._new_layer)
             return
@@ -368,7 +397,7 @@ class CompressedDynamicCache(Cache):
         super().__init__(layers=layers)
 
     def _new_layer(self) -> CompressedLayer:
-        return CompressedLayer(self._bank, self.k_bits, self.v_bits, self._fused_mode)
+        return CompressedLayer(self._bank, self.k_bits, self.v_bits, self._fused_mode, self.cuda_graphs)
 
     @property
     def fused_mode(self) -> bool:
@@ -415,6 +444,14 @@ class CompressedDynamicCache(Cache):
         if not isinstance(layer, CompressedLayer) or layer.last_returned_key is not key:
             return None
         return layer.compressed()
+
+    def graphed_decode(
+        self, layer_idx: int, query: torch.Tensor, scaling: float | None
+    ) -> torch.Tensor | None:
+        """Decode attention ``[B, H_q, 1, D]`` of layer ``layer_idx`` by its CUDA graphs when
+        this step's append went through them (fused mode, CUDA, ``cuda_graphs``), else None."""
+        layer = self.layers[layer_idx]
+        return layer.fused_decode(query, scaling) if isinstance(layer, CompressedLayer) else None
 
     def get_quantizers(self, layer_idx: int) -> tuple[TurboQuantMSE, TurboQuantMSE]:
         """``(k_quantizer, v_quantizer)`` of a layer: rotation and centroids for the kernels."""

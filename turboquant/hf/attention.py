@@ -101,9 +101,10 @@ def triton_fa_tq4_kv_forward(
 ) -> tuple[torch.Tensor, None]:
     """``AttentionInterface`` function reading compressed K/V from ``module._tq4_cache``.
 
-    Decode without a mask (``Q == 1``) runs ``tq_decode``; prefill, chunked prefill and padded
-    batches run ``triton_flash_attention_tq4_kv`` with the model's mask. Per call the Python
-    work is constant (a few attribute reads and views; no cache copies). ``key``/``value`` are
+    Decode without a mask (``Q == 1``) runs ``tq_decode`` (on CUDA as the cache's replayed
+    graphs, :mod:`turboquant.decode_graphs`, when its ``cuda_graphs`` is on); prefill, chunked
+    prefill and padded batches run ``triton_flash_attention_tq4_kv`` with the model's mask.
+    Per call the Python work is constant (a few attribute reads and views; no cache copies). ``key``/``value`` are
     only used when the layer is not compressed (sliding-window layers), when no cache is
     attached, or when they did not come from the attached cache (e.g. a forward with another
     ``past_key_values``); then it computes :func:`triton_fa_forward` on them.
@@ -123,6 +124,10 @@ def triton_fa_tq4_kv_forward(
     if query.shape[2] == 1 and attention_mask is None:
         from ..triton.decode import tq_decode
 
+        graphed = getattr(cache, "graphed_decode", None)  # CompressedDynamicCache's CUDA graphs
+        out = graphed(module.layer_idx, query, scaling) if graphed is not None else None
+        if out is not None:
+            return out.transpose(1, 2), None
         out = tq_decode(
             query,
             k_packed,

@@ -1,0 +1,136 @@
+"""The CUDA-graph decode step (turboquant/decode_graphs.py).
+
+On CPU the graph bodies run eagerly under TRITON_INTERPRET=1 (``capture=False``): that checks
+the device-state logic (slot-mapped appends at the device position, lengths on the device,
+attention over the whole capacity, re-seeding after crop, new buffers after growth) against
+the ordinary cache path. On a GPU the graphs are captured and replayed for real."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import turboquant.cache as cache_module
+from turboquant.cache import CompressedDynamicCache
+from turboquant.decode_graphs import DecodeGraphs
+from turboquant.hf.attention import install_fused_tq4_kv, uninstall_fused_tq4_kv
+from turboquant.hf.tiny import build_tiny_llama
+from turboquant.triton.decode import tq_decode
+
+CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if CUDA else "cpu"
+pytestmark = pytest.mark.skipif(
+    not CUDA and os.environ.get("TRITON_INTERPRET") != "1",
+    reason="the Triton kernels need CUDA or TRITON_INTERPRET=1",
+)
+B, H_KV, H_Q, D = 2, 2, 8, 128
+
+
+@pytest.fixture
+def kernel_appends(monkeypatch):
+    """Both paths compress with tq4_compress (on CPU the cache would use the torch quantizer,
+    whose bytes can differ from the kernel's at a boundary tie)."""
+    monkeypatch.setattr(cache_module, "_use_compress_kernel", lambda x, q: True)
+
+
+def _layer(prompt: torch.Tensor, v: torch.Tensor) -> cache_module.CompressedLayer:
+    cache = CompressedDynamicCache(k_bits=4, v_bits=4, fused_mode=True, cuda_graphs=False)
+    cache.update(prompt, v, 0)
+    return cache.layers[0]
+
+
+def _step_inputs(gen: torch.Generator, dtype=torch.float16):
+    k = torch.randn(B, H_KV, 1, D, generator=gen).to(DEVICE, dtype)
+    v = torch.randn(B, H_KV, 1, D, generator=gen).to(DEVICE, dtype)
+    q = torch.randn(B, H_Q, 1, D, generator=gen).to(DEVICE, dtype)
+    return q, k, v
+
+
+def _reference_decode(layer, q: torch.Tensor) -> torch.Tensor:
+    kq, vq = layer.k.quantizer, layer.v.quantizer
+    kp, kn, vp, vn = layer.compressed()
+    return tq_decode(q, kp, kn, vp, vn, kq.rotation, kq.centroids, vq.centroids, sm_scale=0.1)
+
+
+def test_graph_bodies_match_the_cache_path(kernel_appends):
+    """Appends through DecodeGraphs write the bytes the ordinary append writes, and its
+    attention over the capacity with device lengths matches tq_decode over the valid views,
+    across a crop (device position re-seeded) and a capacity growth (new buffers)."""
+    gen = torch.Generator().manual_seed(0)
+    prompt_k = torch.randn(B, H_KV, 56, D, generator=gen).to(DEVICE, torch.float16)
+    prompt_v = torch.randn(B, H_KV, 56, D, generator=gen).to(DEVICE, torch.float16)
+    ref, got = _layer(prompt_k, prompt_v), _layer(prompt_k, prompt_v)
+    graphs = DecodeGraphs(got, capture=CUDA)
+    got.decode_graphs = graphs
+    assert got.k.packed.shape[2] == 64  # capacity of 56 tokens: 64 * ceil(63 / 64)
+    for step in range(16):
+        if step == 3:  # drop 3 tokens from both: the device position follows the host length
+            ref.crop(-3)
+            got.crop(-3)
+        q, k, v = _step_inputs(gen)
+        ref.update(k, v)
+        appended = graphs.append(k, v)
+        if not appended:  # the buffers are full: the layer grows them and appends eagerly
+            assert got.k.length == got.k.packed.shape[2]
+            got.k.append(k)
+            got.v.append(v)
+        assert torch.equal(got.compressed()[0], ref.compressed()[0])
+        assert torch.equal(got.compressed()[1], ref.compressed()[1])
+        assert torch.equal(got.compressed()[2], ref.compressed()[2])
+        want = _reference_decode(ref, q)
+        out = graphs.attend(q, 0.1)
+        if not appended:
+            assert out is None  # not a graph step: the caller runs tq_decode
+            continue
+        torch.testing.assert_close(out, want, rtol=0, atol=2e-3)
+    assert got.k.length == ref.k.length == 56 - 3 + 16
+    assert got.k.packed.shape[2] == 128  # the growth happened and later steps used the new buffers
+    if CUDA:
+        # one capture of each half per buffer set (prompt buffers, then the grown ones); the
+        # 16 steps: one eager append at the growth, one eager step after each capture
+        assert graphs.captures == 4 and graphs.replays == 2 * (16 - 1 - 2)
+
+
+def test_graph_append_declines_what_it_cannot_take():
+    gen = torch.Generator().manual_seed(1)
+    prompt = torch.randn(B, H_KV, 4, D, generator=gen).to(DEVICE, torch.float16)
+    layer = _layer(prompt, prompt)
+    graphs = DecodeGraphs(layer, capture=False)
+    two = torch.randn(B, H_KV, 2, D, generator=gen).to(DEVICE, torch.float16)
+    assert not graphs.append(two, two)  # more than one token
+    q, k, v = _step_inputs(gen)
+    assert graphs.attend(q, None) is None  # nothing appended through the graphs yet
+    layer.k.append(k)  # an append outside the graphs: they do not serve this step
+    layer.v.append(v)
+    assert graphs.attend(q, None) is None
+
+
+@pytest.mark.parametrize("new_tokens", [12])
+def test_fused_generate_with_graphs_matches_without(kernel_appends, new_tokens):
+    """A tiny Llama generates the same tokens with the graphed decode step as without it."""
+    model, tok = build_tiny_llama(seed=2, num_hidden_layers=2)
+    model.to(device=DEVICE, dtype=torch.float16)
+    ids = tok("A person walks into the room, picks up a cup", return_tensors="pt").to(DEVICE)
+    runs = {}
+    for graphs in (False, True):
+        cache = CompressedDynamicCache(config=model.config, cuda_graphs=graphs)
+        if not CUDA and graphs:  # CPU: the graph bodies, eagerly (the cache only captures on CUDA)
+            for layer in cache.layers:
+                layer.decode_graphs = DecodeGraphs(layer, capture=False)
+                layer._graphs = lambda x, layer=layer: layer.decode_graphs
+        install_fused_tq4_kv(model, cache)
+        try:
+            runs[graphs] = model.generate(
+                **ids, past_key_values=cache, max_new_tokens=new_tokens, do_sample=False, eos_token_id=None
+            )
+        finally:
+            uninstall_fused_tq4_kv(model)
+        if graphs:
+            for layer in cache.layers:
+                g = layer.decode_graphs
+                assert g is not None and g.synced_len == layer.k.length  # every step went through them
+                if CUDA:
+                    assert g.captures == 2 and g.replays == 2 * (new_tokens - 2)
+    assert torch.equal(runs[True], runs[False])

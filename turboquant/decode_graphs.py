@@ -1,0 +1,185 @@
+"""CUDA graphs of the fused decode step of one compressed cache layer.
+
+On a small model the Hugging Face decode step is bound by host work, and a fused step of a
+layer makes five Triton launches (compress K, compress V, rotate q, split, reduce), each costing
+tens of microseconds of Python in Triton's launcher. Here the two halves of the step run on
+static buffers whose state lives on the device, so each half is captured once and replayed:
+
+* **append**: the new K/V token is copied into static inputs; the replay compresses both into
+  the cache's buffers at the device position ``pos`` (rows addressed by ``tq4_compress``'s slot
+  mapping) and advances ``pos`` and the per-sequence lengths ``lens``;
+* **attend**: ``q`` is copied into a static input; the replay runs ``tq_decode`` over the
+  buffers' whole capacity with the device lengths ``lens`` (splits past a length do no work).
+
+A step then costs three tensor copies and two graph replays. Each half first runs once eagerly
+(compiling its kernels; that run is the step's real work) and is captured right after; it is
+captured again when the buffers, shapes, dtypes or scale change (capacity growth, batch
+reorder), and the device position is re-seeded from the host length whenever the two disagree
+(a prefill chunk, ``crop``). With ``capture=False`` the same bodies run eagerly every step (on
+CPU under ``TRITON_INTERPRET=1``: how the tests check the device-state logic).
+
+The attend output is a static buffer overwritten by the layer's next step (the model consumes it
+within the step).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .triton import decode
+from .triton.compress import SUPPORTED_BITS, SUPPORTED_HEAD_DIMS, tq4_compress
+
+
+def _capture(body) -> tuple[torch.cuda.CUDAGraph, object]:
+    """Capture ``body()`` on a side stream; returns the graph and what ``body`` returned.
+
+    Like ``torch.cuda.graph`` without its device synchronize, garbage collection and cache
+    emptying, which would cost more than the replays save over a short generation."""
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        graph.capture_begin()
+        try:
+            result = body()
+        finally:
+            graph.capture_end()
+    torch.cuda.current_stream().wait_stream(stream)
+    return graph, result
+
+
+class DecodeGraphs:
+    """The append and attend halves of one layer's decode step on static buffers.
+
+    Args:
+        layer: a :class:`turboquant.cache.CompressedLayer` (its ``k``/``v`` packed streams).
+        capture: capture CUDA graphs (CUDA only); False runs the bodies eagerly each step.
+    """
+
+    def __init__(self, layer, capture: bool = True) -> None:
+        self.layer = layer
+        self.capture = capture
+        self.captures = 0  # graphs captured so far
+        self.replays = 0  # steps (append + attend halves) served by a replay
+        self._reset(None)
+
+    def _reset(self, key) -> None:
+        self.key = key
+        self.append_graph = self.attend_graph = None
+        self.attend_key = self.out = None
+        self.synced_len = -1  # the host length that the device pos/lens stand for
+
+    @staticmethod
+    def supports(quantizer) -> bool:
+        """Whether the compress kernel handles this quantizer's bits and head_dim."""
+        return quantizer.bits in SUPPORTED_BITS and quantizer.head_dim in SUPPORTED_HEAD_DIMS
+
+    def append(self, key_states: torch.Tensor, value_states: torch.Tensor) -> bool:
+        """Append one token ``[B, H_kv, 1, D]`` of K and V; False (nothing done) when the
+        buffers cannot take it in place (none yet, full, not dense): the caller appends."""
+        k, v = self.layer.k, self.layer.v
+        if k.packed is None or v.packed is None or key_states.shape[2] != 1:
+            return False
+        cap = k.packed.shape[2]
+        if not (
+            k.length + 1 <= cap == v.packed.shape[2]
+            and k.length == v.length
+            and all(t.is_contiguous() for t in (k.packed, k.norms, v.packed, v.norms))
+            and self.supports(k.quantizer)
+            and self.supports(v.quantizer)
+        ):
+            return False
+        key = (
+            tuple(key_states.shape),
+            key_states.dtype,
+            tuple(value_states.shape),
+            value_states.dtype,
+            k.packed.data_ptr(),
+            v.packed.data_ptr(),
+            cap,
+        )
+        if key != self.key:
+            self._reset(key)
+            self._static_inputs(key_states, value_states, cap)
+        if self.synced_len != k.length:
+            self.pos.fill_(k.length)
+            self.lens.fill_(k.length)
+            self.synced_len = k.length
+        self.k_in.copy_(key_states)
+        self.v_in.copy_(value_states)
+        if self.append_graph is None:
+            self._append_body()  # this step's append; compiles the kernels before any capture
+            if self.capture:
+                self.append_graph, _ = _capture(self._append_body)
+                self.captures += 1
+        else:
+            self.append_graph.replay()
+            self.replays += 1
+        k.length += 1
+        v.length += 1
+        self.synced_len += 1
+        return True
+
+    def _static_inputs(self, key_states: torch.Tensor, value_states: torch.Tensor, cap: int) -> None:
+        b, h = key_states.shape[:2]
+        dev = key_states.device
+        self.k_in = torch.empty(key_states.shape, dtype=key_states.dtype, device=dev)
+        self.v_in = torch.empty(value_states.shape, dtype=value_states.dtype, device=dev)
+        self.pos = torch.zeros(1, dtype=torch.int64, device=dev)
+        self.lens = torch.zeros(b, dtype=torch.int32, device=dev)
+        # row (b, h) of the new token: (b*H + h) * capacity + pos in the [B*H*cap] row view
+        self.base = torch.arange(b * h, dtype=torch.int64, device=dev) * cap
+        self.slot = torch.empty_like(self.base)
+
+    def _append_body(self) -> None:
+        torch.add(self.base, self.pos, out=self.slot)
+        for stream, x in ((self.layer.k, self.k_in), (self.layer.v, self.v_in)):
+            q = stream.quantizer
+            b, h, cap, nbytes = stream.packed.shape
+            tq4_compress(
+                x.view(b * h, 1, x.shape[-1]),
+                q.rotation,
+                q.boundaries,
+                bits=q.bits,
+                out_packed=stream.packed.view(b * h * cap, 1, nbytes),
+                out_norms=stream.norms.view(b * h * cap, 1),
+                slot_mapping=self.slot,
+            )
+        self.pos += 1
+        self.lens.copy_(self.pos.expand_as(self.lens))
+
+    def attend(self, query: torch.Tensor, scaling: float | None) -> torch.Tensor | None:
+        """Decode attention ``[B, H_q, 1, D]`` of ``query`` over the layer's tokens, or None
+        when the last append did not go through :meth:`append` (the caller runs ``tq_decode``)."""
+        if self.key is None or self.synced_len != self.layer.k.length or query.shape[2] != 1:
+            return None
+        attend_key = (tuple(query.shape), query.dtype, scaling)
+        if attend_key != self.attend_key:
+            self.attend_key, self.attend_graph = attend_key, None
+            self.q_in = torch.empty(query.shape[:2] + query.shape[3:], dtype=query.dtype, device=query.device)
+        self.q_in.copy_(query[:, :, 0])
+        if self.attend_graph is None:
+            out = self._attend_body()
+            if self.capture:
+                self.attend_graph, self.out = _capture(self._attend_body)
+                self.captures += 1
+            return out.unsqueeze(2)
+        self.attend_graph.replay()
+        self.replays += 1
+        return self.out.unsqueeze(2)
+
+    def _attend_body(self) -> torch.Tensor:
+        k, v = self.layer.k, self.layer.v
+        return decode.tq_decode(
+            self.q_in,
+            k.packed,
+            k.norms,
+            v.packed,
+            v.norms,
+            k.quantizer.rotation,
+            k.quantizer.centroids,
+            v.quantizer.centroids,
+            sm_scale=self.attend_key[2],
+            seq_len=self.lens,
+            validate=False,
+        )

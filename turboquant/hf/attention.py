@@ -104,10 +104,11 @@ def triton_fa_tq4_kv_forward(
     Decode without a mask (``Q == 1``) runs ``tq_decode`` (on CUDA as the cache's replayed
     graphs, :mod:`turboquant.decode_graphs`, when its ``cuda_graphs`` is on); prefill, chunked
     prefill and padded batches run ``triton_flash_attention_tq4_kv`` with the model's mask.
-    Per call the Python work is constant (a few attribute reads and views; no cache copies). ``key``/``value`` are
-    only used when the layer is not compressed (sliding-window layers), when no cache is
-    attached, or when they did not come from the attached cache (e.g. a forward with another
-    ``past_key_values``); then it computes :func:`triton_fa_forward` on them.
+    Per call the Python work is constant (a few attribute reads and views; no cache copies).
+    ``key``/``value`` are only used when the layer is not compressed (sliding-window layers),
+    when no cache is attached, or when they did not come from the attached cache (e.g. a
+    forward with another ``past_key_values``); then it computes :func:`triton_fa_forward` on
+    them.
 
     Returns:
         ``(attn_output [B, Q, H_q, D], None)``.

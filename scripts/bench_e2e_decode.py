@@ -54,14 +54,16 @@ def _generate_seconds(model, input_ids, new_tokens: int, make_cache) -> float:
     return time.perf_counter() - t0
 
 
-def decode_tokens_per_s(model, input_ids, new_tokens: int, make_cache, reps: int = 2) -> float:
-    """Decode throughput (tokens/s over the batch): prefill time cancels out."""
-    best = float("inf")
-    for _ in range(reps):
-        long = _generate_seconds(model, input_ids, new_tokens + 1, make_cache)
-        short = _generate_seconds(model, input_ids, 1, make_cache)
-        best = min(best, long - short)
-    return input_ids.shape[0] * new_tokens / best
+def _decode_seconds(model, input_ids, new_tokens: int, path) -> float:
+    """Seconds of ``new_tokens`` decode steps on one path ``(make_cache, install, uninstall)``:
+    the time of prompt + ``new_tokens + 1`` tokens minus that of prompt + 1 token."""
+    make_cache, install, uninstall = path
+    try:
+        long = _generate_seconds(model, input_ids, new_tokens + 1, lambda: install(make_cache()))
+        short = _generate_seconds(model, input_ids, 1, lambda: install(make_cache()))
+    finally:
+        uninstall()
+    return long - short
 
 
 def main(argv=None) -> None:
@@ -69,6 +71,7 @@ def main(argv=None) -> None:
     parser.add_argument("--contexts", type=int, nargs="+", default=[16384, 32768])
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--reps", type=int, default=3, help="best of this many timings per path")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("bench_e2e_decode.py needs a CUDA GPU")
@@ -78,30 +81,44 @@ def main(argv=None) -> None:
     max_len = max(args.contexts) + args.new_tokens + 8
     model, tokenizer = build_tiny_llama(max_position_embeddings=max_len, **MODEL)
     model = model.to("cuda", torch.bfloat16)
+
+    made = [None]  # the last fused cache, for its storage report
+
+    def fused(graphs: bool):
+        def make():
+            made[0] = CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4, cuda_graphs=graphs)
+            return made[0]
+
+        def install(cache):
+            install_fused_tq4_kv(model, cache)
+            return cache
+
+        return make, install, lambda: uninstall_fused_tq4_kv(model)
+
+    # bf16 DynamicCache + SDPA; the fused path with its CUDA-graph decode step (the default) and
+    # launching every kernel each step. Repetitions interleave the paths (machine drift hits all).
+    paths = {
+        "bf16_dynamic_sdpa": (DynamicCache, lambda cache: cache, lambda: None),
+        "tq4_fused": fused(True),
+        "tq4_fused[no graphs]": fused(False),
+    }
     gen = torch.Generator().manual_seed(0)
     for n in args.contexts:
         ids = torch.randint(3, len(tokenizer), (args.batch, n), generator=gen).to("cuda")
         base = dict(suite="e2e_decode", gpu=gpu, B=args.batch, N=n, new_tokens=args.new_tokens, **MODEL)
-        bf16 = decode_tokens_per_s(model, ids, args.new_tokens, lambda: DynamicCache())
-
-        print(json.dumps(dict(base, impl="bf16_dynamic_sdpa", tokens_per_s=round(bf16, 1))), flush=True)
-        # the fused path with its CUDA-graph decode step (the default) and launching every kernel
-        for impl, graphs in (("tq4_fused", True), ("tq4_fused[no graphs]", False)):
-            caches = []
-
-            def fused_cache(caches=caches, graphs=graphs):
-                cache = CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4, cuda_graphs=graphs)
-                install_fused_tq4_kv(model, cache)
-                caches.append(cache)
-                return cache
-
-            try:
-                tq = decode_tokens_per_s(model, ids, args.new_tokens, fused_cache)
-                ratio = caches[-1].storage_report()["ratio"]
-            finally:
-                uninstall_fused_tq4_kv(model)
-            row = dict(base, impl=impl, tokens_per_s=round(tq, 1), speedup_vs_bf16=round(tq / bf16, 3))
-            print(json.dumps(dict(row, cache_compression=round(ratio, 2))), flush=True)
+        best = dict.fromkeys(paths, float("inf"))
+        for _ in range(args.reps):
+            for impl, path in paths.items():
+                best[impl] = min(best[impl], _decode_seconds(model, ids, args.new_tokens, path))
+        rate = {impl: args.batch * args.new_tokens / s for impl, s in best.items()}
+        compression = round(made[0].storage_report()["ratio"], 2)
+        for impl, tps in rate.items():
+            row = dict(base, impl=impl, tokens_per_s=round(tps, 1))
+            if impl != "bf16_dynamic_sdpa":
+                row.update(
+                    speedup_vs_bf16=round(tps / rate["bf16_dynamic_sdpa"], 3), cache_compression=compression
+                )
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the ordinary cache path. On a GPU the graphs are captured and replayed for real.
 from __future__ import annotations
 
 import os
+import weakref
 
 import pytest
 import torch
@@ -65,6 +66,7 @@ def test_graph_bodies_match_the_cache_path(kernel_appends):
     graphs = DecodeGraphs(got, capture=CUDA)
     got.decode_graphs = graphs
     assert got.k.packed.shape[2] == 64  # capacity of 56 tokens: 64 * ceil(63 / 64)
+    first_buffer = weakref.ref(got.k.packed)
     for step in range(16):
         if step == 3:  # drop 3 tokens from both: the device position follows the host length
             ref.crop(-3)
@@ -87,6 +89,7 @@ def test_graph_bodies_match_the_cache_path(kernel_appends):
         torch.testing.assert_close(out, want, rtol=0, atol=2e-3)
     assert got.k.length == ref.k.length == 56 - 3 + 16
     assert got.k.packed.shape[2] == 128  # the growth happened and later steps used the new buffers
+    assert first_buffer() is None  # the graphs do not keep the replaced buffers alive
     if CUDA:
         # one capture of each half per buffer set (prompt buffers, then the grown ones); the
         # 16 steps: one eager append at the growth, one eager step after each capture

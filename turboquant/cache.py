@@ -446,12 +446,15 @@ class CompressedDynamicCache(Cache):
         return layer.compressed()
 
     def graphed_decode(
-        self, layer_idx: int, query: torch.Tensor, scaling: float | None
+        self, layer_idx: int, query: torch.Tensor, key: torch.Tensor, scaling: float | None
     ) -> torch.Tensor | None:
         """Decode attention ``[B, H_q, 1, D]`` of layer ``layer_idx`` by its CUDA graphs when
-        this step's append went through them (fused mode, CUDA, ``cuda_graphs``), else None."""
-        layer = self.layers[layer_idx]
-        return layer.fused_decode(query, scaling) if isinstance(layer, CompressedLayer) else None
+        ``key`` is what its last ``update`` returned and that append went through the graphs
+        (fused mode, CUDA, ``cuda_graphs``), else None."""
+        layer = self.layers[layer_idx] if layer_idx < len(self.layers) else None
+        if not isinstance(layer, CompressedLayer) or layer.last_returned_key is not key:
+            return None
+        return layer.fused_decode(query, scaling)
 
     def get_quantizers(self, layer_idx: int) -> tuple[TurboQuantMSE, TurboQuantMSE]:
         """``(k_quantizer, v_quantizer)`` of a layer: rotation and centroids for the kernels."""

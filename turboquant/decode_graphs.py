@@ -60,11 +60,11 @@ class DecodeGraphs:
         self.layer = layer
         self.capture = capture
         self.captures = 0  # graphs captured so far
-        self.replays = 0  # steps (append + attend halves) served by a replay
+        self.replays = 0  # halves of steps (append or attend) served by a replay
         self._reset(None)
 
     def _reset(self, key) -> None:
-        self.key = key
+        self.key = key  # (K input shape, V input shape, dtype, self._buffers()) or None
         self.append_graph = self.attend_graph = None
         self.attend_key = self.out = None
         self.synced_len = -1  # the host length that the device pos/lens stand for
@@ -74,33 +74,53 @@ class DecodeGraphs:
         """Whether the compress kernel handles this quantizer's bits and head_dim."""
         return quantizer.bits in SUPPORTED_BITS and quantizer.head_dim in SUPPORTED_HEAD_DIMS
 
+    def _buffers(self) -> tuple:
+        # what the graphs bake in: the addresses and shapes of the cache buffers (not the
+        # tensors themselves, which would keep replaced buffers alive)
+        k, v = self.layer.k, self.layer.v
+        if k.packed is None or v.packed is None:
+            return ()
+        return (
+            k.packed.data_ptr(),
+            k.norms.data_ptr(),
+            v.packed.data_ptr(),
+            v.norms.data_ptr(),
+            k.packed.shape,
+        )
+
+    def _same_buffers(self, key_states: torch.Tensor, value_states: torch.Tensor) -> bool:
+        key = self.key
+        return (
+            key is not None
+            and key_states.shape == key[0]
+            and value_states.shape == key[1]
+            and key_states.dtype == key[2]
+            and value_states.dtype == key[2]
+            and self._buffers() == key[3]
+        )
+
     def append(self, key_states: torch.Tensor, value_states: torch.Tensor) -> bool:
         """Append one token ``[B, H_kv, 1, D]`` of K and V; False (nothing done) when the
         buffers cannot take it in place (none yet, full, not dense): the caller appends."""
         k, v = self.layer.k, self.layer.v
-        if k.packed is None or v.packed is None or key_states.shape[2] != 1:
-            return False
-        cap = k.packed.shape[2]
-        if not (
-            k.length + 1 <= cap == v.packed.shape[2]
-            and k.length == v.length
-            and all(t.is_contiguous() for t in (k.packed, k.norms, v.packed, v.norms))
-            and self.supports(k.quantizer)
-            and self.supports(v.quantizer)
-        ):
-            return False
-        key = (
-            tuple(key_states.shape),
-            key_states.dtype,
-            tuple(value_states.shape),
-            value_states.dtype,
-            k.packed.data_ptr(),
-            v.packed.data_ptr(),
-            cap,
-        )
-        if key != self.key:
-            self._reset(key)
-            self._static_inputs(key_states, value_states, cap)
+        if not self._same_buffers(key_states, value_states):
+            # new buffers (first step, growth, batch reorder) or inputs: check, then start over
+            self._reset(None)
+            if (
+                k.packed is None
+                or v.packed is None
+                or key_states.shape[2] != 1
+                or value_states.shape[2] != 1
+                or key_states.dtype != value_states.dtype
+                or k.packed.shape[2] != v.packed.shape[2]
+                or not all(t.is_contiguous() for t in (k.packed, k.norms, v.packed, v.norms))
+                or not (self.supports(k.quantizer) and self.supports(v.quantizer))
+            ):
+                return False
+            self.key = (key_states.shape, value_states.shape, key_states.dtype, self._buffers())
+            self._static_inputs(key_states, value_states, k.packed.shape[2])
+        if k.length >= k.packed.shape[2]:
+            return False  # full: the caller's append grows the buffers
         if self.synced_len != k.length:
             self.pos.fill_(k.length)
             self.lens.fill_(k.length)
@@ -153,20 +173,20 @@ class DecodeGraphs:
         when the last append did not go through :meth:`append` (the caller runs ``tq_decode``)."""
         if self.key is None or self.synced_len != self.layer.k.length or query.shape[2] != 1:
             return None
-        attend_key = (tuple(query.shape), query.dtype, scaling)
+        attend_key = (query.shape, query.dtype, scaling)
         if attend_key != self.attend_key:
             self.attend_key, self.attend_graph = attend_key, None
-            self.q_in = torch.empty(query.shape[:2] + query.shape[3:], dtype=query.dtype, device=query.device)
-        self.q_in.copy_(query[:, :, 0])
+            self.q_in = torch.empty(query.shape, dtype=query.dtype, device=query.device)
+        self.q_in.copy_(query)
         if self.attend_graph is None:
             out = self._attend_body()
             if self.capture:
                 self.attend_graph, self.out = _capture(self._attend_body)
                 self.captures += 1
-            return out.unsqueeze(2)
+            return out
         self.attend_graph.replay()
         self.replays += 1
-        return self.out.unsqueeze(2)
+        return self.out
 
     def _attend_body(self) -> torch.Tensor:
         k, v = self.layer.k, self.layer.v

@@ -114,6 +114,12 @@ def triton_fa_tq4_kv_forward(
         ``(attn_output [B, Q, H_q, D], None)``.
     """
     cache = getattr(module, _CACHE_ATTR, None)
+    if cache is not None and query.shape[2] == 1 and attention_mask is None:
+        graphed = getattr(cache, "graphed_decode", None)  # CompressedDynamicCache's CUDA graphs
+        out = graphed(module.layer_idx, query, key, scaling) if graphed is not None else None
+        if out is not None:
+            _check_call(dropout, kwargs)
+            return out.transpose(1, 2), None
     compressed = cache.compressed_for(module.layer_idx, key) if cache is not None else None
     if compressed is None:
         return triton_fa_forward(
@@ -125,10 +131,6 @@ def triton_fa_tq4_kv_forward(
     if query.shape[2] == 1 and attention_mask is None:
         from ..triton.decode import tq_decode
 
-        graphed = getattr(cache, "graphed_decode", None)  # CompressedDynamicCache's CUDA graphs
-        out = graphed(module.layer_idx, query, scaling) if graphed is not None else None
-        if out is not None:
-            return out.transpose(1, 2), None
         out = tq_decode(
             query,
             k_packed,

@@ -137,3 +137,28 @@ def test_fused_generate_with_graphs_matches_without(kernel_appends, new_tokens):
                 if CUDA:
                     assert g.captures == 2 and g.replays == 2 * (new_tokens - 2)
     assert torch.equal(runs[True], runs[False])
+
+
+def test_failed_capture_warns_and_keeps_decoding(kernel_appends, monkeypatch):
+    """A capture that fails leaves a warning and eager bodies; the results stay right."""
+    import turboquant.decode_graphs as decode_graphs
+
+    def refuse(body, device):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(decode_graphs, "_capture", refuse)
+    gen = torch.Generator().manual_seed(2)
+    prompt = torch.randn(B, H_KV, 8, D, generator=gen).to(DEVICE, torch.float16)
+    ref, got = _layer(prompt, prompt), _layer(prompt, prompt)
+    graphs = DecodeGraphs(got, capture=True)
+    for step in range(3):
+        q, k, v = _step_inputs(gen)
+        ref.update(k, v)
+        if step == 0:
+            with pytest.warns(RuntimeWarning, match="capture of the decode step failed"):
+                assert graphs.append(k, v)
+        else:
+            assert graphs.append(k, v)
+        assert torch.equal(got.compressed()[0], ref.compressed()[0])
+        torch.testing.assert_close(graphs.attend(q, 0.1), _reference_decode(ref, q), rtol=0, atol=2e-3)
+    assert not graphs.capture and graphs.captures == 0 and graphs.append_graph is None

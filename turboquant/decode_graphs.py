@@ -24,27 +24,32 @@ within the step).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .triton import decode
 from .triton.compress import SUPPORTED_BITS, SUPPORTED_HEAD_DIMS, tq4_compress
 
 
-def _capture(body) -> tuple[torch.cuda.CUDAGraph, object]:
-    """Capture ``body()`` on a side stream; returns the graph and what ``body`` returned.
+def _capture(body, device: torch.device) -> tuple[torch.cuda.CUDAGraph, object]:
+    """Capture ``body()`` on a side stream of ``device``; returns the graph and what ``body``
+    returned.
 
     Like ``torch.cuda.graph`` without its device synchronize, garbage collection and cache
-    emptying, which would cost more than the replays save over a short generation."""
+    emptying, which would cost more than the replays save over a short generation. Thread-local
+    capture: other threads (e.g. a server's) may keep using the GPU meanwhile."""
     graph = torch.cuda.CUDAGraph()
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        graph.capture_begin()
-        try:
-            result = body()
-        finally:
-            graph.capture_end()
-    torch.cuda.current_stream().wait_stream(stream)
+    with torch.cuda.device(device):
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            graph.capture_begin(capture_error_mode="thread_local")
+            try:
+                result = body()
+            finally:
+                graph.capture_end()
+        torch.cuda.current_stream().wait_stream(stream)
     return graph, result
 
 
@@ -130,8 +135,7 @@ class DecodeGraphs:
         if self.append_graph is None:
             self._append_body()  # this step's append; compiles the kernels before any capture
             if self.capture:
-                self.append_graph, _ = _capture(self._append_body)
-                self.captures += 1
+                self.append_graph, _ = self._try_capture(self._append_body, key_states.device)
         else:
             self.append_graph.replay()
             self.replays += 1
@@ -139,6 +143,23 @@ class DecodeGraphs:
         v.length += 1
         self.synced_len += 1
         return True
+
+    def _try_capture(self, body, device: torch.device) -> tuple:
+        """``_capture(body)``; if capturing fails, a warning and eager bodies from then on (the
+        step's work was already done by the eager run before the capture)."""
+        try:
+            graph, result = _capture(body, device)
+        except RuntimeError as err:
+            self.capture = False
+            warnings.warn(
+                f"turboquant: CUDA-graph capture of the decode step failed ({err}); this layer "
+                "runs its decode kernels without graphs from now on",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None, None
+        self.captures += 1
+        return graph, result
 
     def _static_inputs(self, key_states: torch.Tensor, value_states: torch.Tensor, cap: int) -> None:
         b, h = key_states.shape[:2]
@@ -181,8 +202,7 @@ class DecodeGraphs:
         if self.attend_graph is None:
             out = self._attend_body()
             if self.capture:
-                self.attend_graph, self.out = _capture(self._attend_body)
-                self.captures += 1
+                self.attend_graph, self.out = self._try_capture(self._attend_body, query.device)
             return out
         self.attend_graph.replay()
         self.replays += 1

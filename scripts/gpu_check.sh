@@ -43,7 +43,8 @@ fi
 
 if want e2e; then
 echo "== end to end decode"
-timeout 120 python3 scripts/bench_e2e_decode.py --contexts 16384 32768 --new-tokens 32 >"$out/e2e.jsonl" 2>"$out/e2e.err"
+timeout 200 python3 scripts/bench_e2e_decode.py --contexts 16384 32768 --batch 1 --new-tokens 64 >"$out/e2e.jsonl" 2>"$out/e2e.err"
+timeout 200 python3 scripts/bench_e2e_decode.py --contexts 16384 32768 --batch 8 --new-tokens 32 >>"$out/e2e.jsonl" 2>>"$out/e2e.err"
 cut -c1-260 "$out/e2e.jsonl"
 fi
 

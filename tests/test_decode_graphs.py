@@ -162,3 +162,29 @@ def test_failed_capture_warns_and_keeps_decoding(kernel_appends, monkeypatch):
         assert torch.equal(got.compressed()[0], ref.compressed()[0])
         torch.testing.assert_close(graphs.attend(q, 0.1), _reference_decode(ref, q), rtol=0, atol=2e-3)
     assert not graphs.capture and graphs.captures == 0 and graphs.append_graph is None
+
+
+def test_graph_steps_follow_a_beam_reorder(kernel_appends):
+    """``reorder_cache`` (beam search) replaces the buffers: the graphs start over on the
+    reordered cache and keep matching the ordinary path."""
+    gen = torch.Generator().manual_seed(3)
+    prompt_k = torch.randn(B, H_KV, 10, D, generator=gen).to(DEVICE, torch.float16)
+    prompt_v = torch.randn(B, H_KV, 10, D, generator=gen).to(DEVICE, torch.float16)
+    ref, got = _layer(prompt_k, prompt_v), _layer(prompt_k, prompt_v)
+    graphs = DecodeGraphs(got, capture=CUDA)
+    swap = torch.tensor([1, 0], device=DEVICE)
+    for step in range(6):
+        if step == 3:
+            ref.reorder_cache(swap)
+            got.reorder_cache(swap)
+        q, k, v = _step_inputs(gen)
+        ref.update(k, v)
+        if not graphs.append(k, v):
+            got.k.append(k)
+            got.v.append(v)
+        for mine, theirs in zip(got.compressed(), ref.compressed(), strict=True):
+            assert torch.equal(mine, theirs)
+        out = graphs.attend(q, 0.1)
+        if out is not None:
+            torch.testing.assert_close(out, _reference_decode(ref, q), rtol=0, atol=2e-3)
+    assert graphs.synced_len == got.k.length  # the last steps went through the graphs again

@@ -39,7 +39,7 @@ def compile_compress(block_r: int, warps: int, stages: int, use_asm: bool):
     fn = compress._compress_kernel.fn
     constants = dict(D=128, BLOCK_D=128, CHUNK=128, BITS=4, GSIZE=2, GBYTES=1, IN_KIND=2)
     constants.update(HAS_SLOTS=False, SYMMETRIC=True, BF16_PIECES=compress.BF16_PIECES)
-    constants.update(USE_ASM=use_asm, BLOCK_R=block_r, sx_d=1, sp_b=1, LARGE=1)
+    constants.update(USE_ASM=use_asm, BLOCK_R=block_r, sx_d=1, sp_b=1)
     return report.compile_sm90(fn, POINTERS, constants, ALIGNED, warps, stages)
 
 

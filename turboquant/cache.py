@@ -236,12 +236,6 @@ class CompressedLayer(DynamicLayer):
             self.decode_graphs = DecodeGraphs(self)
         return self.decode_graphs
 
-    def fused_decode(self, query: torch.Tensor, scaling: float | None) -> torch.Tensor | None:
-        """Decode attention ``[B, H_q, 1, D]`` by the layer's CUDA graphs when this step's
-        append went through them, else None (the caller runs ``tq_decode``)."""
-        graphs = self.decode_graphs
-        return graphs.attend(query, scaling) if graphs is not None else None
-
     def _dequantized(self) -> tuple[torch.Tensor, torch.Tensor]:
         end = self.k.length
         if self._kbuf is None:
@@ -454,7 +448,8 @@ class CompressedDynamicCache(Cache):
         layer = self.layers[layer_idx] if layer_idx < len(self.layers) else None
         if not isinstance(layer, CompressedLayer) or layer.last_returned_key is not key:
             return None
-        return layer.fused_decode(query, scaling)
+        graphs = layer.decode_graphs
+        return graphs.attend(query, scaling) if graphs is not None else None
 
     def get_quantizers(self, layer_idx: int) -> tuple[TurboQuantMSE, TurboQuantMSE]:
         """``(k_quantizer, v_quantizer)`` of a layer: rotation and centroids for the kernels."""

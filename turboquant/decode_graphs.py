@@ -6,15 +6,15 @@ tens of microseconds of Python in Triton's launcher. Here the two halves of the 
 static buffers whose state lives on the device, so each half is captured once and replayed:
 
 * **append**: the new K/V token is copied into static inputs; the replay compresses both into
-  the cache's buffers at the device position ``pos`` (rows addressed by ``tq4_compress``'s slot
-  mapping) and advances ``pos`` and the per-sequence lengths ``lens``;
+  the cache's buffers at the position held on the device by the per-sequence lengths ``lens``
+  (rows addressed by ``tq4_compress``'s slot mapping) and advances ``lens``;
 * **attend**: ``q`` is copied into a static input; the replay runs ``tq_decode`` over the
   buffers' whole capacity with the device lengths ``lens`` (splits past a length do no work).
 
 A step then costs three tensor copies and two graph replays. Each half first runs once eagerly
 (compiling its kernels; that run is the step's real work) and is captured right after; it is
 captured again when the buffers, shapes, dtypes or scale change (capacity growth, batch
-reorder), and the device position is re-seeded from the host length whenever the two disagree
+reorder), and the device lengths are re-seeded from the host length whenever the two disagree
 (a prefill chunk, ``crop``). With ``capture=False`` the same bodies run eagerly every step (on
 CPU under ``TRITON_INTERPRET=1``: how the tests check the device-state logic).
 
@@ -28,8 +28,9 @@ import warnings
 
 import torch
 
+from . import cache as _cache
 from .triton import decode
-from .triton.compress import SUPPORTED_BITS, SUPPORTED_HEAD_DIMS, tq4_compress
+from .triton.compress import tq4_compress
 
 
 def _capture(body, device: torch.device) -> tuple[torch.cuda.CUDAGraph, object]:
@@ -66,18 +67,13 @@ class DecodeGraphs:
         self.capture = capture
         self.captures = 0  # graphs captured so far
         self.replays = 0  # halves of steps (append or attend) served by a replay
-        self._reset(None)
+        self._reset()
 
-    def _reset(self, key) -> None:
-        self.key = key  # (K input shape, V input shape, dtype, self._buffers()) or None
+    def _reset(self) -> None:
+        self.key = None  # (K input shape, V input shape, dtype, self._buffers())
         self.append_graph = self.attend_graph = None
         self.attend_key = self.out = None
-        self.synced_len = -1  # the host length that the device pos/lens stand for
-
-    @staticmethod
-    def supports(quantizer) -> bool:
-        """Whether the compress kernel handles this quantizer's bits and head_dim."""
-        return quantizer.bits in SUPPORTED_BITS and quantizer.head_dim in SUPPORTED_HEAD_DIMS
+        self.synced_len = -1  # the host length that the device lengths stand for
 
     def _buffers(self) -> tuple:
         # what the graphs bake in: the addresses and shapes of the cache buffers (not the
@@ -110,7 +106,7 @@ class DecodeGraphs:
         k, v = self.layer.k, self.layer.v
         if not self._same_buffers(key_states, value_states):
             # new buffers (first step, growth, batch reorder) or inputs: check, then start over
-            self._reset(None)
+            self._reset()
             if (
                 k.packed is None
                 or v.packed is None
@@ -119,7 +115,8 @@ class DecodeGraphs:
                 or key_states.dtype != value_states.dtype
                 or k.packed.shape[2] != v.packed.shape[2]
                 or not all(t.is_contiguous() for t in (k.packed, k.norms, v.packed, v.norms))
-                or not (self.supports(k.quantizer) and self.supports(v.quantizer))
+                or not _cache._use_compress_kernel(key_states, k.quantizer)
+                or not _cache._use_compress_kernel(value_states, v.quantizer)
             ):
                 return False
             self.key = (key_states.shape, value_states.shape, key_states.dtype, self._buffers())
@@ -127,7 +124,6 @@ class DecodeGraphs:
         if k.length >= k.packed.shape[2]:
             return False  # full: the caller's append grows the buffers
         if self.synced_len != k.length:
-            self.pos.fill_(k.length)
             self.lens.fill_(k.length)
             self.synced_len = k.length
         self.k_in.copy_(key_states)
@@ -166,14 +162,13 @@ class DecodeGraphs:
         dev = key_states.device
         self.k_in = torch.empty(key_states.shape, dtype=key_states.dtype, device=dev)
         self.v_in = torch.empty(value_states.shape, dtype=value_states.dtype, device=dev)
-        self.pos = torch.zeros(1, dtype=torch.int64, device=dev)
-        self.lens = torch.zeros(b, dtype=torch.int32, device=dev)
-        # row (b, h) of the new token: (b*H + h) * capacity + pos in the [B*H*cap] row view
+        self.lens = torch.zeros(b, dtype=torch.int32, device=dev)  # all equal: the write position
+        # row (b, h) of the new token: (b*H + h) * capacity + position in the [B*H*cap] row view
         self.base = torch.arange(b * h, dtype=torch.int64, device=dev) * cap
         self.slot = torch.empty_like(self.base)
 
     def _append_body(self) -> None:
-        torch.add(self.base, self.pos, out=self.slot)
+        torch.add(self.base, self.lens[:1], out=self.slot)
         for stream, x in ((self.layer.k, self.k_in), (self.layer.v, self.v_in)):
             q = stream.quantizer
             b, h, cap, nbytes = stream.packed.shape
@@ -186,8 +181,7 @@ class DecodeGraphs:
                 out_norms=stream.norms.view(b * h * cap, 1),
                 slot_mapping=self.slot,
             )
-        self.pos += 1
-        self.lens.copy_(self.pos.expand_as(self.lens))
+        self.lens += 1
 
     def attend(self, query: torch.Tensor, scaling: float | None) -> torch.Tensor | None:
         """Decode attention ``[B, H_q, 1, D]`` of ``query`` over the layer's tokens, or None

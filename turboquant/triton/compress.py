@@ -277,7 +277,7 @@ _SMALL_LAUNCH = dict(_FIRST.kwargs, num_warps=_FIRST.num_warps, num_stages=_FIRS
 
 @triton.autotune(
     configs=COMPRESS_CONFIGS,
-    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "BF16_PIECES", "USE_ASM", "LARGE"],
+    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "BF16_PIECES", "USE_ASM"],
 )
 @triton.jit
 def _compress_kernel(
@@ -297,7 +297,6 @@ def _compress_kernel(
     sp_b,
     sn_t,
     sn_h,
-    LARGE,
     D: tl.constexpr,
     BLOCK_D: tl.constexpr,
     CHUNK: tl.constexpr,
@@ -496,9 +495,9 @@ def tq4_compress(
     gsize, gbytes = group_size(bits)
     block_d = triton.next_power_of_2(d)
     grid = lambda meta: (min(triton.cdiv(n_rows, meta["BLOCK_R"]), _max_programs(dev)),)  # noqa: E731
-    large = n_rows >= 65536  # autotune bucket
-    # small writes (decode steps) launch the first config directly: the autotuner's wrapper
-    # costs as much host time as the launch itself and would pick that config anyway
+    # only large writes are tuned; small ones (decode steps) launch the first config directly:
+    # the autotuner's wrapper costs as much host time as the launch itself
+    large = n_rows >= 65536
     kernel = _compress_kernel[grid] if large else _compress_kernel.fn[grid]
     kernel(
         x3,
@@ -517,7 +516,6 @@ def tq4_compress(
         p3.stride(2),
         n3.stride(0),
         n3.stride(1),
-        large,
         D=d,
         BLOCK_D=block_d,
         CHUNK=min(block_d, 16384 // block_d),  # output columns per dot: Pi tiles of <= 64 KB

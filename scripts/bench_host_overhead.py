@@ -29,6 +29,7 @@ import turboquant.triton.compress as compress  # noqa: E402
 import turboquant.triton.decode as decode  # noqa: E402
 import turboquant.triton.flash_attention_tq4 as flash_tq4  # noqa: E402
 from turboquant.cache import CompressedDynamicCache  # noqa: E402
+from turboquant.hf import cache_kwargs  # noqa: E402
 from turboquant.hf.attention import install_fused_tq4_kv, uninstall_fused_tq4_kv  # noqa: E402
 from turboquant.hf.tiny import build_tiny_llama  # noqa: E402
 
@@ -52,7 +53,7 @@ def ms_per_token(model, ids, make_cache, reps: int = 3) -> float:
         model.generate(
             ids,
             attention_mask=torch.ones_like(ids),
-            past_key_values=make_cache(),
+            **cache_kwargs(make_cache()),
             max_new_tokens=n,
             min_new_tokens=n,
             do_sample=False,

@@ -68,6 +68,9 @@ def time_fn(fn, *, warmup_ms: float = 50.0, iters: int = 30) -> float:
     return statistics.median(times)
 
 
+ROUNDS = 5  # interleaved timing rounds of the compress variants (median of the round medians)
+
+
 def bench_compress(args) -> None:
     for bits in args.bits:
         for tokens in args.compress_tokens:
@@ -81,50 +84,56 @@ def _compress_case(bits: int, tokens: int, heads: int = 8, d: int = 128) -> None
     moved = x.numel() * 2 + packed.numel() + norms.numel() * 4
     src = torch.empty(moved // 2, dtype=torch.uint8, device="cuda")  # a copy moves 2x its size
     dst = torch.empty_like(src)
-    t_copy = time_fn(lambda: dst.copy_(src))
 
-    def timed(boundaries, bucket_asm: bool = True) -> float:
-        default = compress_module.BUCKET_ASM
-        compress_module.BUCKET_ASM = bucket_asm
-        try:
-            return time_fn(
-                lambda: tq4_compress(x, q.rotation, boundaries, bits=bits, out_packed=packed, out_norms=norms)
-            )
-        finally:
-            compress_module.BUCKET_ASM = default
+    def run(boundaries, bucket_asm: bool = True, prefetch: bool = True):
+        def fn():
+            default = compress_module.BUCKET_ASM, compress_module.PREFETCH_ROWS
+            compress_module.BUCKET_ASM, compress_module.PREFETCH_ROWS = bucket_asm, prefetch
+            try:
+                tq4_compress(x, q.rotation, boundaries, bits=bits, out_packed=packed, out_norms=norms)
+            finally:
+                compress_module.BUCKET_ASM, compress_module.PREFETCH_ROWS = default
 
-    def row(kernel: str, us: float, **extra) -> dict:
-        shape = {"bits": bits, "tokens": tokens, "heads": heads, "head_dim": d, "bytes": moved}
-        speed = {"us": round(us, 2), "tbps": round(moved / us / 1e6, 3)}
-        return {
-            "suite": "compress",
-            "kernel": kernel,
-            **shape,
-            **speed,
-            **extra,
-            "config": str(_compress_kernel.best_config),
-        }
+        return fn
 
-    t = timed(q.boundaries)
-    emit(
-        row(
-            "tq4_compress",
-            t,
-            baseline="torch_copy",
-            baseline_us=round(t_copy, 2),
-            baseline_tbps=round(moved / t_copy / 1e6, 3),
-            ratio_vs_baseline=round(t_copy / t, 3),
-        )
-    )
+    # the variants, timed in interleaved rounds (machine drift hits all of them alike)
+    variants = {"torch_copy": lambda: dst.copy_(src), "tq4_compress": run(q.boundaries)}
     if bits == 4:
         # the general bucketing (boundaries not symmetric: one nudged by an ulp)
         general = q.boundaries.clone()
         general[0] = torch.nextafter(general[0], torch.tensor(-1.0, device="cuda"))
-        t_general = timed(general)
-        emit(row("tq4_compress[general bucketize]", t_general, ratio_vs_symmetric=round(t / t_general, 3)))
+        variants["tq4_compress[general bucketize]"] = run(general)
         # the symmetric bucketing in Triton instead of inline PTX (compress.BUCKET_ASM = False)
-        t_triton = timed(q.boundaries, bucket_asm=False)
-        emit(row("tq4_compress[triton bucketize]", t_triton, ratio_vs_default=round(t / t_triton, 3)))
+        variants["tq4_compress[triton bucketize]"] = run(q.boundaries, bucket_asm=False)
+        # each row block loaded when its math starts (compress.PREFETCH_ROWS = False)
+        variants["tq4_compress[no prefetch]"] = run(q.boundaries, prefetch=False)
+    times = {name: [] for name in variants}
+    for _ in range(ROUNDS):
+        for name, fn in variants.items():
+            times[name].append(time_fn(fn, iters=10))
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    t, t_copy = med["tq4_compress"], med["torch_copy"]
+
+    def row(kernel: str, **extra) -> dict:
+        us = med[kernel]
+        shape = {"bits": bits, "tokens": tokens, "heads": heads, "head_dim": d, "bytes": moved}
+        speed = {"us": round(us, 2), "tbps": round(moved / us / 1e6, 3), "rounds": ROUNDS}
+        return {"suite": "compress", "kernel": kernel, **shape, **speed, **extra}
+
+    emit(
+        row(
+            "tq4_compress",
+            baseline="torch_copy",
+            baseline_us=round(t_copy, 2),
+            baseline_tbps=round(moved / t_copy / 1e6, 3),
+            ratio_vs_baseline=round(t_copy / t, 3),
+            config=str(_compress_kernel.best_config),
+        )
+    )
+    for name in variants:
+        if name.startswith("tq4_compress["):
+            key = "ratio_vs_symmetric" if "general" in name else "ratio_vs_default"
+            emit(row(name, **{key: round(t / med[name], 3)}))
 
 
 def _sdpa(backend, q, k, v):

@@ -35,11 +35,11 @@ ALIGNED = ("sx_t", "sx_h", "sp_t", "sp_h")
 CONFIGS = ((32, 4, 1), (64, 4, 1), (64, 4, 2), (128, 8, 1))  # BLOCK_R, warps, stages
 
 
-def compile_compress(block_r: int, warps: int, stages: int, use_asm: bool):
+def compile_compress(block_r: int, warps: int, stages: int, use_asm: bool, prefetch: bool = True):
     fn = compress._compress_kernel.fn
     constants = dict(D=128, BLOCK_D=128, CHUNK=128, BITS=4, GSIZE=2, GBYTES=1, IN_KIND=2)
     constants.update(HAS_SLOTS=False, SYMMETRIC=True, BF16_PIECES=compress.BF16_PIECES)
-    constants.update(USE_ASM=use_asm, BLOCK_R=block_r, sx_d=1, sp_b=1)
+    constants.update(USE_ASM=use_asm, PREFETCH=prefetch, BLOCK_R=block_r, sx_d=1, sp_b=1)
     return report.compile_sm90(fn, POINTERS, constants, ALIGNED, warps, stages)
 
 
@@ -47,12 +47,14 @@ def main() -> None:
     print(f"triton {triton.__version__}, sm_90a, bf16 in, d=128, K4, symmetric boundaries")
     with tempfile.TemporaryDirectory() as tmp:
         for block_r, warps, stages in CONFIGS:
-            for use_asm in (False, True):
-                st = report.kernel_stats(compile_compress(block_r, warps, stages, use_asm), Path(tmp))
+            for use_asm, prefetch in ((False, True), (True, False), (True, True)):
+                kernel = compile_compress(block_r, warps, stages, use_asm, prefetch)
+                st = report.kernel_stats(kernel, Path(tmp))
                 per_coord = st["loop"] * warps * 32 / (block_r * 128)
                 print(
                     f"BLOCK_R={block_r} warps={warps} stages={stages} "
-                    f"{'asm' if use_asm else 'triton'} bucketing: {st['registers']} registers, "
+                    f"{'asm' if use_asm else 'triton'} bucketing{', prefetch' if prefetch else ''}: "
+                    f"{st['registers']} registers, "
                     f"spill {st['spill'][0]} B, shared {st['shared']} B; loop: {st['loop']} SASS "
                     f"instructions, {per_coord:.1f} per coordinate and thread"
                 )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from transformers import DynamicCache, Qwen2Config, Qwen2ForCausalLM
 
 from turboquant import cache as cache_module
 from turboquant.cache import CompressedDynamicCache, CompressedKVStore, _PackedStream, _use_compress_kernel
+from turboquant.hf import cache_kwarg_for, cache_kwargs
 from turboquant.hf.tiny import build_tiny_llama
 from turboquant.quantizer import TurboQuantMSE
 from turboquant.storage import baseline_token_bytes, token_bytes
@@ -49,16 +52,36 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_8bit_greedy_identical_to_baseline(tiny, baseline):
     model, _, ids = tiny
     cache = CompressedDynamicCache(config=model.config, k_bits=8, v_bits=8)
-    out = model.generate(**ids, past_key_values=cache, max_new_tokens=24, **GREEDY)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = model.generate(**ids, **cache_kwargs(cache), max_new_tokens=24, **GREEDY)
     assert out.shape[1] - ids.input_ids.shape[1] == 24
     assert torch.equal(out, baseline)
+    # the cache was used (not silently dropped under a keyword generate does not know) ...
+    assert cache.get_seq_length() == out.shape[1] - 1
+    # ... and handed over under the keyword this transformers wants (no deprecation warning)
+    assert not [w for w in caught if "past_key_values" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    "version, kwarg",
+    [
+        ("5.17.0", "past_key_values"),
+        ("5.23.1", "past_key_values"),
+        ("5.24.0", "cache"),
+        ("5.25.0.dev0", "cache"),
+        ("6.0.0", "cache"),
+    ],
+)
+def test_cache_kwarg_by_transformers_version(version, kwarg):
+    assert cache_kwarg_for(version) == kwarg
 
 
 def test_4bit_kv_cosine_and_token_agreement(tiny, baseline, record_property):
     model, _, ids = tiny
     n = ids.input_ids.shape[1]
     cache = CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4)
-    out = model.generate(**ids, past_key_values=cache, max_new_tokens=24, **GREEDY)
+    out = model.generate(**ids, **cache_kwargs(cache), max_new_tokens=24, **GREEDY)
     agree = (out[0, n:] == baseline[0, n:]).float().mean().item()
     record_property("token_agreement_k4v4", agree)
     print(f"K4/V4 token agreement with baseline over 24 tokens: {agree:.2%}")
@@ -68,8 +91,8 @@ def test_4bit_kv_cosine_and_token_agreement(tiny, baseline, record_property):
         CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4),
     )
     with torch.no_grad():
-        model(baseline, past_key_values=exact)
-        model(baseline, past_key_values=comp)
+        model(baseline, **cache_kwargs(exact))
+        model(baseline, **cache_kwargs(comp))
     for i in range(model.config.num_hidden_layers):
         assert _cos(comp.layers[i].keys, exact.layers[i].keys) >= 0.99
         assert _cos(comp.layers[i].values, exact.layers[i].values) >= 0.99
@@ -82,7 +105,7 @@ def test_storage_ratio_from_real_tensors(tiny, k_bits, v_bits, min_ratio):
     model, _, ids = tiny
     cache = CompressedDynamicCache(config=model.config, k_bits=k_bits, v_bits=v_bits)
     with torch.no_grad():
-        model(**ids, past_key_values=cache)
+        model(**ids, **cache_kwargs(cache))
     cfg = model.config
     s, layers, heads = ids.input_ids.shape[1], cfg.num_hidden_layers, cfg.num_key_value_heads
     rep = cache.storage_report()
@@ -176,11 +199,11 @@ def test_crop_then_continue_matches_fresh_cache(tiny, baseline):
     cropped = CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4)
     fresh = CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4)
     with torch.no_grad():
-        model(seq, past_key_values=cropped)
+        model(seq, **cache_kwargs(cropped))
         cropped.crop(-5)
         assert cropped.get_seq_length() == 15 and cropped.get_compressed(0)[1].shape[2] == 15
-        a = model(seq[:, 15:], past_key_values=cropped).logits
-        fresh_logits = model(seq, past_key_values=fresh).logits[:, 15:]
+        a = model(seq[:, 15:], **cache_kwargs(cropped)).logits
+        fresh_logits = model(seq, **cache_kwargs(fresh)).logits[:, 15:]
     torch.testing.assert_close(a, fresh_logits, rtol=1e-4, atol=1e-4)
     for i in range(model.config.num_hidden_layers):
         kp, kn, vp, vn = cropped.get_compressed(i)
@@ -210,7 +233,7 @@ def test_reorder_cache_and_beam_search(tiny):
     kw = dict(max_new_tokens=8, num_beams=2, do_sample=False, eos_token_id=None)
     exact = model.generate(**ids, **kw)
     comp = model.generate(
-        **ids, past_key_values=CompressedDynamicCache(config=model.config, k_bits=8, v_bits=8), **kw
+        **ids, **cache_kwargs(CompressedDynamicCache(config=model.config, k_bits=8, v_bits=8)), **kw
     )
     assert torch.equal(exact, comp)
 
@@ -235,7 +258,7 @@ def test_sliding_window_layers_stay_uncompressed():
     ids = torch.randint(0, 128, (1, 12), generator=torch.Generator().manual_seed(0)).to(DEVICE)
     cache = CompressedDynamicCache(config=config, k_bits=8, v_bits=8)
     exact = model.generate(ids, max_new_tokens=10, **GREEDY)
-    out = model.generate(ids, past_key_values=cache, max_new_tokens=10, **GREEDY)
+    out = model.generate(ids, **cache_kwargs(cache), max_new_tokens=10, **GREEDY)
     assert torch.equal(out, exact)
     assert not cache.is_compressed(0) and cache.is_compressed(1)
     assert cache.layers[0].keys.shape[2] == 5  # the window, uncompressed
@@ -269,8 +292,8 @@ def test_compressed_kv_store(tiny):
     kq, vq = TurboQuantMSE(128, 4), TurboQuantMSE(128, 3)
     store, exact = CompressedKVStore(kq, v_quantizer=vq), DynamicCache()
     with torch.no_grad():
-        a = model(**ids, past_key_values=store).logits
-        b = model(**ids, past_key_values=exact).logits
+        a = model(**ids, **cache_kwargs(store)).logits
+        b = model(**ids, **cache_kwargs(exact)).logits
     assert isinstance(store, DynamicCache)
     assert torch.equal(a, b)  # attention sees the ordinary 16-bit K/V
     for i in range(model.config.num_hidden_layers):

@@ -16,6 +16,7 @@ import torch
 import turboquant.cache as cache_module
 from turboquant.cache import CompressedDynamicCache
 from turboquant.decode_graphs import DecodeGraphs
+from turboquant.hf import cache_kwargs
 from turboquant.hf.attention import install_fused_tq4_kv, uninstall_fused_tq4_kv
 from turboquant.hf.tiny import build_tiny_llama
 from turboquant.triton.decode import tq_decode
@@ -126,7 +127,7 @@ def test_fused_generate_with_graphs_matches_without(kernel_appends, new_tokens):
         install_fused_tq4_kv(model, cache)
         try:
             runs[graphs] = model.generate(
-                **ids, past_key_values=cache, max_new_tokens=new_tokens, do_sample=False, eos_token_id=None
+                **ids, **cache_kwargs(cache), max_new_tokens=new_tokens, do_sample=False, eos_token_id=None
             )
         finally:
             uninstall_fused_tq4_kv(model)

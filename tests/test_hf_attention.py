@@ -13,6 +13,7 @@ from transformers import DynamicCache
 
 from turboquant.cache import CompressedDynamicCache, CompressedKVStore
 from turboquant.hf import attention as hf_attention
+from turboquant.hf import cache_kwargs
 from turboquant.hf.attention import (
     install_fused_tq4_kv,
     install_triton_fa,
@@ -71,7 +72,7 @@ def test_fused_tq4_kv_matches_unfused_cache(tiny, monkeypatch):
     model, _, ids = tiny
     before = _logits(model, **ids)
     unfused_cache = CompressedDynamicCache(config=model.config, k_bits=4, v_bits=4)
-    unfused = model.generate(**ids, past_key_values=unfused_cache, max_new_tokens=20, **GREEDY)
+    unfused = model.generate(**ids, **cache_kwargs(unfused_cache), max_new_tokens=20, **GREEDY)
 
     import turboquant.triton.decode as decode
 
@@ -83,7 +84,7 @@ def test_fused_tq4_kv_matches_unfused_cache(tiny, monkeypatch):
     install_fused_tq4_kv(model, cache)
     try:
         assert cache.fused_mode and model.config._attn_implementation == "triton_fa_tq4_kv"
-        fused = model.generate(**ids, past_key_values=cache, max_new_tokens=20, **GREEDY)
+        fused = model.generate(**ids, **cache_kwargs(cache), max_new_tokens=20, **GREEDY)
         # Fused mode kept no dequantized buffer; the compressed tensors are the whole cache.
         rep = cache.storage_report()
         assert rep["working_buffer_bytes"] == 0 and rep["ratio"] > 3.7
@@ -111,8 +112,8 @@ def test_padded_batch(tiny):
             install(cache)
         try:
             with torch.no_grad():
-                a = model(**batch, past_key_values=cache).logits
-                b = model(input_ids=step, attention_mask=step_mask, past_key_values=cache).logits
+                a = model(**batch, **cache_kwargs(cache)).logits
+                b = model(input_ids=step, attention_mask=step_mask, **cache_kwargs(cache)).logits
         finally:
             uninstall_fused_tq4_kv(model)
         return a[valid], b
@@ -133,12 +134,12 @@ def test_fused_with_compressed_kv_store(tiny):
     model, _, ids = tiny
     kw = dict(max_new_tokens=6, **GREEDY)
     want = model.generate(
-        **ids, past_key_values=CompressedDynamicCache(config=model.config, k_bits=4, v_bits=3), **kw
+        **ids, **cache_kwargs(CompressedDynamicCache(config=model.config, k_bits=4, v_bits=3)), **kw
     )
     store = CompressedKVStore(TurboQuantMSE(128, 4), v_quantizer=TurboQuantMSE(128, 3))
     install_fused_tq4_kv(model, store)
     try:
-        got = model.generate(**ids, past_key_values=store, **kw)
+        got = model.generate(**ids, **cache_kwargs(store), **kw)
     finally:
         uninstall_fused_tq4_kv(model)
     assert torch.equal(got, want)

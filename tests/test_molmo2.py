@@ -17,6 +17,7 @@ if not hasattr(transformers, "Molmo2Config"):
     pytest.skip("needs a transformers with native Molmo2 (tested with 5.23)", allow_module_level=True)
 
 from turboquant import storage  # noqa: E402
+from turboquant.hf import cache_kwargs  # noqa: E402
 from turboquant.hf.molmo2 import (  # noqa: E402
     FusedTurboQuantRunner,
     build_molmo2_inputs,
@@ -145,7 +146,7 @@ def test_install_then_uninstall_is_bit_identical(tiny):
         untouched = model(**inputs).logits
         store = install_fused_attention(model, bits=4, seed=42)
         assert model.config.text_config._attn_implementation == "triton_fa_tq4_kv"
-        fused = model(**inputs, past_key_values=store).logits
+        fused = model(**inputs, **cache_kwargs(store)).logits
         packed, norms = store.get_compressed_key(0)
         assert packed.shape == (1, 2, inputs["input_ids"].shape[1], 64) and packed.dtype == torch.uint8
         assert norms.dtype == torch.float32

@@ -179,6 +179,25 @@ def test_bucket_asm_kernel_matches_the_triton_path(monkeypatch):
     _assert_indices_match(q, x, got, got_n)
 
 
+@pytest.mark.parametrize("prefetch", [True, False])
+@pytest.mark.parametrize("programs", [1, 3])
+def test_persistent_programs_walk_every_row_block(prefetch, programs, monkeypatch):
+    """Few programs (each walks several row blocks, the last one partial): with and without
+    the row prefetch every row is written once, as by one program per block."""
+    import turboquant.triton.compress as compress
+
+    q = _quantizer(128, 4)
+    x = torch.randn(5 * 16 + 3, 2, 128, device=DEVICE, dtype=torch.bfloat16)  # 166 rows: 11 blocks of 16
+    want, want_n = tq4_compress(x, q.rotation, q.boundaries, bits=4)
+    monkeypatch.setattr(compress, "PREFETCH_ROWS", prefetch)
+    monkeypatch.setattr(compress, "_max_programs", lambda device: programs)
+    out_p = torch.full_like(want, 0xAB)
+    out_n = torch.full_like(want_n, -1.0)
+    tq4_compress(x, q.rotation, q.boundaries, bits=4, out_packed=out_p, out_norms=out_n)
+    assert torch.equal(out_p, want) and torch.equal(out_n, want_n)
+    _assert_indices_match(q, x, out_p, out_n)
+
+
 @pytest.mark.parametrize("shape", [(7, 128), (2, 3, 1, 128), (128,)])
 def test_compress_any_leading_shape(shape):
     q = _quantizer(128, 4)

@@ -200,7 +200,8 @@ class _Clock:
 def timed_generate(
     model, inputs, cache, max_new_tokens: int, on_token: Callable[[int], object] | None = None
 ) -> dict:
-    """Greedy ``model.generate(**inputs, past_key_values=cache)`` with prefill and decode timed.
+    """Greedy ``model.generate(**inputs, cache=cache)`` with prefill and decode timed (the
+    keyword is ``past_key_values`` before transformers 5.24: :func:`turboquant.hf.cache_kwargs`).
 
     ``inputs`` holds ``input_ids`` ``[1, S]`` (batch 1) and whatever else the model takes.
     ``on_token(i)`` is called after the i-th new token (1-based).
@@ -210,11 +211,13 @@ def timed_generate(
         first new token: vision encoder + prompt forward), ``decode_ms`` (the remaining
         tokens), ``decode_tokens_per_s`` (None with a single new token).
     """
+    from .hf import cache_kwargs
+
     clock = _Clock(model.device, on_token)
     prompt_len = inputs["input_ids"].shape[1]
     with torch.inference_mode():
         out = model.generate(
-            **inputs, past_key_values=cache, max_new_tokens=max_new_tokens, do_sample=False, streamer=clock
+            **inputs, **cache_kwargs(cache), max_new_tokens=max_new_tokens, do_sample=False, streamer=clock
         )
     tokens = out[0, prompt_len:].tolist()
     start, first, last = clock.times[0], clock.times[1], clock.times[-1]

@@ -1,6 +1,7 @@
 """Hugging Face KV caches that store TurboQuant-compressed keys and values.
 
-Two caches, both usable as ``model.generate(past_key_values=cache)`` on transformers 5.x:
+Two caches, both usable as ``model.generate(cache=cache)`` on transformers 5.x (``past_key_values=``
+before 5.24; :func:`turboquant.hf.cache_kwargs` picks the keyword):
 
 * :class:`CompressedDynamicCache` — the memory-saving cache. Every ``update`` quantizes the new
   K/V tokens (bit-packed indices + fp32 norms; on CUDA with the fused Triton kernel

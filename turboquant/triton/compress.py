@@ -235,6 +235,9 @@ _BUCKET4_SYM_ASM = tl.constexpr(
 # inline-PTX bucketing for symmetric 4-bit boundaries (not under the interpreter, which runs
 # no PTX); False runs the Triton version (bench_kernels' `tq4_compress[triton bucketize]` rows)
 BUCKET_ASM = True
+# load the next row block of a persistent program before this block's math (register double
+# buffering: the load latency hides behind the rotation and the bucketing)
+PREFETCH_ROWS = True
 
 
 @triton.jit
@@ -271,13 +274,28 @@ def _bucketize4_symmetric(y, bnd_ptr, USE_ASM: tl.constexpr):
     return idx
 
 
+@triton.jit
+def _load_row_block(x_ptr, blk, n_rows, H, sx_t, sx_h, sx_d, offs_k, D: tl.constexpr, BLOCK_R: tl.constexpr):
+    """Rows ``[blk * BLOCK_R, (blk + 1) * BLOCK_R)`` of the ``[T * H, D]`` input (zeros past
+    ``n_rows``)."""
+    rows = blk * BLOCK_R + tl.arange(0, BLOCK_R)
+    t = (rows // H).to(tl.int64)
+    h = rows % H
+    return tl.load(
+        x_ptr + t[:, None] * sx_t + h[:, None] * sx_h + offs_k[None, :] * sx_d,
+        mask=(rows < n_rows)[:, None] & (offs_k[None, :] < D),
+        other=0.0,
+    )
+
+
 _FIRST = COMPRESS_CONFIGS[0]
+TUNE_ROWS = 65536  # writes of at least this many rows go through the autotuner
 _SMALL_LAUNCH = dict(_FIRST.kwargs, num_warps=_FIRST.num_warps, num_stages=_FIRST.num_stages)
 
 
 @triton.autotune(
     configs=COMPRESS_CONFIGS,
-    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "BF16_PIECES", "USE_ASM"],
+    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "BF16_PIECES", "USE_ASM", "PREFETCH"],
 )
 @triton.jit
 def _compress_kernel(
@@ -308,6 +326,7 @@ def _compress_kernel(
     SYMMETRIC: tl.constexpr,
     BF16_PIECES: tl.constexpr,
     USE_ASM: tl.constexpr,
+    PREFETCH: tl.constexpr,
     BLOCK_R: tl.constexpr,
 ):
     # Persistent grid: each program walks row blocks, so the next block's loads overlap this
@@ -319,16 +338,19 @@ def _compress_kernel(
     PERMUTE: tl.constexpr = (D == BLOCK_D) and (CHUNK % 32 == 0)
     if ONE_CHUNK:
         p0_all, p1_all, p2_all = _rotation_tile(rot_ptr, 0, offs_k, D, CHUNK, IN_KIND, PERMUTE)
-    for blk in tl.range(tl.program_id(0), n_blocks, tl.num_programs(0)):
+    step = tl.num_programs(0)
+    if PREFETCH:  # the first block's rows; each iteration loads the next block's before its math
+        x_next = _load_row_block(x_ptr, tl.program_id(0), n_rows, H, sx_t, sx_h, sx_d, offs_k, D, BLOCK_R)
+    for blk in tl.range(tl.program_id(0), n_blocks, step):
         rows = blk * BLOCK_R + tl.arange(0, BLOCK_R)
         row_ok = rows < n_rows
         t = (rows // H).to(tl.int64)
         h = rows % H
-        x = tl.load(
-            x_ptr + t[:, None] * sx_t + h[:, None] * sx_h + offs_k[None, :] * sx_d,
-            mask=row_ok[:, None] & (offs_k[None, :] < D),
-            other=0.0,
-        )
+        if PREFETCH:
+            x = x_next
+            x_next = _load_row_block(x_ptr, blk + step, n_rows, H, sx_t, sx_h, sx_d, offs_k, D, BLOCK_R)
+        else:
+            x = _load_row_block(x_ptr, blk, n_rows, H, sx_t, sx_h, sx_d, offs_k, D, BLOCK_R)
         xf = x.to(tl.float32)
         norm = tl.sqrt(tl.sum(xf * xf, axis=1))
         inv = 1.0 / tl.maximum(norm, 1.1754943508222875e-38)  # zero vector -> y = 0, like the reference
@@ -497,7 +519,7 @@ def tq4_compress(
     grid = lambda meta: (min(triton.cdiv(n_rows, meta["BLOCK_R"]), _max_programs(dev)),)  # noqa: E731
     # only large writes are tuned; small ones (decode steps) launch the first config directly:
     # the autotuner's wrapper costs as much host time as the launch itself
-    large = n_rows >= 65536
+    large = n_rows >= TUNE_ROWS
     kernel = _compress_kernel[grid] if large else _compress_kernel.fn[grid]
     kernel(
         x3,
@@ -528,6 +550,7 @@ def tq4_compress(
         SYMMETRIC=bits == 4 and is_symmetric(boundaries),
         BF16_PIECES=BF16_PIECES,
         USE_ASM=BUCKET_ASM and not INTERPRET,
+        PREFETCH=PREFETCH_ROWS,
         **({} if large else _SMALL_LAUNCH),
     )
     return result

@@ -327,7 +327,8 @@ def _layer_nbytes(layer: object) -> int:
 class CompressedDynamicCache(Cache):
     """A transformers ``Cache`` whose full-attention layers hold TurboQuant-compressed K/V.
 
-    Pass it as ``model.generate(..., past_key_values=CompressedDynamicCache(config=model.config))``
+    Pass it as ``model.generate(..., cache=CompressedDynamicCache(config=model.config))``
+    (``past_key_values=`` before transformers 5.24)
     or to ``model(...)``. It is a ``Cache`` subclass with one layer object per model layer:
 
     * full-attention layers are :class:`CompressedLayer`: each ``update`` quantizes the new

@@ -265,7 +265,7 @@ def install_fused_tq4_kv(model: PreTrainedModel, cache: CompressedDynamicCache |
     stores ``cache`` as ``module._tq4_cache`` on every decoder attention module, switches the
     decoder's attention implementation, and puts a ``CompressedDynamicCache`` in
     ``fused_mode`` (no dequantized working buffer). Then pass the same cache to
-    ``model.generate(past_key_values=cache)``; install again with a fresh cache for the next
+    ``model.generate(**cache_kwargs(cache))``; install again with a fresh cache for the next
     generation. Undo with :func:`uninstall_fused_tq4_kv`.
 
     Raises:

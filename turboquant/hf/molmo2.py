@@ -3,8 +3,9 @@
 * :func:`install_fused_attention` / :func:`uninstall_fused_attention`: the low-level switch
   (the seed API). Install makes the Molmo2 text decoder attend straight from compressed K and
   V through :func:`turboquant.hf.attention.install_fused_tq4_kv` and returns the
-  :class:`~turboquant.cache.CompressedKVStore` to pass as ``past_key_values``. That store also
-  keeps the 16-bit K/V (so it saves no memory); uninstall restores the model exactly.
+  :class:`~turboquant.cache.CompressedKVStore` to pass as ``generate``'s cache
+  (:func:`turboquant.hf.cache_kwargs`). That store also keeps the 16-bit K/V (so it saves no
+  memory); uninstall restores the model exactly.
 * :class:`FusedTurboQuantRunner`: the high-level path. It samples the clip's frames
   (:func:`turboquant.video.load_video_frames`), runs the model's own processor, attends from
   a :class:`~turboquant.cache.CompressedDynamicCache` in fused mode (only packed indices and
@@ -72,7 +73,7 @@ def install_fused_attention(model: PreTrainedModel, bits: int = 4, *, seed: int 
 
     Returns:
         A :class:`~turboquant.cache.CompressedKVStore` (K and V compressed into side storage)
-        to pass as ``model.generate(..., past_key_values=store)``; install again for a fresh
+        to pass as ``model.generate(..., **cache_kwargs(store))``; install again for a fresh
         store per generation. Undo with :func:`uninstall_fused_attention`.
 
     Raises:

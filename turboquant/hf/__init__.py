@@ -8,14 +8,14 @@ import transformers
 from packaging.version import Version
 
 
-# The keyword that hands a cache to ``generate`` and to a model's ``forward``: transformers 5.24
-# renamed ``past_key_values`` to ``cache`` (the old name warns; removed from ``forward`` in
-# 5.40 and from ``generate`` in 6.0). turboquant supports transformers >= 5.17.
 def cache_kwarg_for(version: str) -> str:
     """``"cache"`` for transformers ``version`` >= 5.24 (dev builds included), else ``"past_key_values"``."""
     return "cache" if Version(version).release >= (5, 24) else "past_key_values"
 
 
+# The keyword that hands a cache to ``generate`` and to a model's ``forward``: transformers 5.24
+# renamed ``past_key_values`` to ``cache`` (the old name warns; removed from ``forward`` in
+# 5.40 and from ``generate`` in 6.0). turboquant supports transformers >= 5.17.
 CACHE_KWARG = cache_kwarg_for(transformers.__version__)
 
 

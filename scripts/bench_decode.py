@@ -16,6 +16,7 @@ speedup vs bf16 flash, and effective TB/s on the compressed bytes the kernel rea
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -29,6 +30,7 @@ from turboquant.paged import PagedKVLayout, _record_views, allocate_pool  # noqa
 from turboquant.quantizer import TurboQuantMSE  # noqa: E402
 from turboquant.triton.decode import (  # noqa: E402
     DecodeConfig,
+    default_config,
     tq_decode,
     tq_paged_decode,
     tq_paged_decode_reference,
@@ -184,6 +186,11 @@ def _bench_tq(time_fn, emit, base, q, n, bits, quantizer, t_flash, gen, args) ->
     if getattr(args, "profile", False):
         emit(dict(base, impl=f"profile_{name}", kernels_us=profile_kernels(paged)))
     emit(result(f"tq_paged_{name}", t, tb_s=round(comp_bytes / t / 1e6, 3)))
+    cfg = default_config(b * H_KV, n, q.device, (bits, bits))
+    if bits == 4 and cfg.pair_lookup:  # A/B: the lookup's values as single halves
+        halves = dataclasses.replace(cfg, pair_lookup=False)
+        t = time_fn(lambda: paged(halves))
+        emit(result(f"tq_paged_{name}[halves]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
     if getattr(args, "sweep", False) and bits == 4:
         for cfg in _sweep_configs():
             emit(result("tq_paged_k4v4_sweep", time_fn(lambda c=cfg: paged(c)), config=vars(cfg)))

@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import turboquant.triton.compress as compress_module  # noqa: E402
+import turboquant.triton.flash_attention as flash_attention_module  # noqa: E402
 from turboquant.quantizer import TurboQuantMSE  # noqa: E402
 from turboquant.triton import (  # noqa: E402
     tq4_compress,
@@ -209,6 +210,15 @@ def _prefill_tq(q, k, v, k_bits: int, v_bits: int) -> dict:
         kernels["triton_flash_attention_tq4[k4,gather]"] = lambda: triton_flash_attention_tq4(
             *k_only, is_causal=True, register_lookup=False
         )
+
+        def halves():  # the register lookup's values paired up after it (A/B of PAIR_LOOKUP)
+            before, flash_attention_module.PAIR_LOOKUP = flash_attention_module.PAIR_LOOKUP, False
+            try:
+                return triton_flash_attention_tq4_kv(*kv, is_causal=True, v_centroids=qv.centroids)
+            finally:
+                flash_attention_module.PAIR_LOOKUP = before
+
+        kernels["triton_flash_attention_tq4_kv[k4v4,halves]"] = halves
     return kernels
 
 

@@ -97,6 +97,7 @@ def compile_split(
     group: int = 4,
     head_dim: int = 128,
     symmetric: bool = True,
+    pair: bool = True,
 ):
     """The split kernel as ``bench_decode.py`` launches it (page 16, K/V bits ``bits``)."""
     fn = decode._split_kernel
@@ -113,6 +114,7 @@ def compile_split(
         PREFETCH=prefetch,
         K_SYM=symmetric and bits == 4,
         V_SYM=symmetric and bits == 4,
+        PAIR=pair,
     )
     # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0
     values = launch_strides(bits, paged, head_dim)
@@ -187,6 +189,9 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--no-symmetric", action="store_true", help="DecodeConfig(symmetric_lookup=False): 16-entry table"
     )
+    parser.add_argument(
+        "--no-pair", action="store_true", help="DecodeConfig(pair_lookup=False): single fp16 halves"
+    )
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
     args = parser.parse_args(argv)
     print(f"triton {triton.__version__}, {_ptxas().name}, sm_90a")
@@ -201,6 +206,7 @@ def main(argv=None) -> None:
                         paged=not args.contiguous,
                         prefetch=not args.no_prefetch,
                         symmetric=not args.no_symmetric,
+                        pair=not args.no_pair,
                     )
                     ttgir = kernel.asm["ttgir"]
                     st = kernel_stats(kernel, Path(tmp))
@@ -208,7 +214,8 @@ def main(argv=None) -> None:
                     print(
                         f"{'contiguous' if args.contiguous else 'paged'} K{bits}/V{bits} "
                         f"block_n={block_n} warps={warps}{' no-prefetch' if args.no_prefetch else ''}"
-                        f"{' 16-entry' if args.no_symmetric else ''}: "
+                        f"{' 16-entry' if args.no_symmetric else ''}"
+                        f"{' no-pair' if args.no_pair else ''}: "
                         f"{st['registers']} registers, "
                         f"spill stores/loads {st['spill'][0]}/{st['spill'][1]} B, "
                         f"shared {st['shared']} B, "

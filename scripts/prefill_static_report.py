@@ -1,7 +1,8 @@
 """Static view of the compressed prefill kernel (``_attn_fwd``) for sm_90a, without a GPU.
 
 Compiles ``_attn_fwd`` as ``triton_flash_attention_tq4_kv`` launches it for 4-bit K and V
-(bf16, d=128, causal), with the per-value codebook gather and with ``register_lookup=True``,
+(bf16, d=128, causal), with the per-value codebook gather and with ``register_lookup=True``
+(its values as single halves and as fp16 pairs, ``flash_attention.PAIR_LOOKUP``),
 assembles it with Triton's bundled ptxas and prints registers, spills, shared memory, layout
 conversions and the SASS histogram of the key loop (as ``decode_static_report.py`` does).
 
@@ -35,11 +36,13 @@ ALIGNED = ("sqb", "sqh", "sqm", "skb", "skh", "skn", "svb", "svh", "svn", "sob",
 ALIGNED += ("sknb", "sknh", "svnb", "svnh")
 
 
-def compile_prefill(register_lookup: bool, block_m: int, block_n: int, warps: int, stages: int):
+def compile_prefill(
+    register_lookup: bool, block_m: int, block_n: int, warps: int, stages: int, pair: bool = True
+):
     fn = fa._attn_fwd.fn
     table = "*i32" if register_lookup else "*bf16"
     pointers = dict(POINTERS, kc_ptr=table, vc_ptr=table)
-    constants = dict(D=128, BLOCK_D=128, K_BITS=4, V_BITS=4, IS_CAUSAL=True, HAS_MASK=False)
+    constants = dict(D=128, BLOCK_D=128, K_BITS=4, V_BITS=4, IS_CAUSAL=True, HAS_MASK=False, PAIR=pair)
     constants.update(BLOCK_M=block_m, BLOCK_N=block_n, sqd=1, skd=1, svd=1, sod=1, sknn=1, svnn=1)
     return report.compile_sm90(fn, pointers, constants, ALIGNED, warps, stages, types={"sm_scale": "fp32"})
 
@@ -47,14 +50,14 @@ def compile_prefill(register_lookup: bool, block_m: int, block_n: int, warps: in
 def main() -> None:
     print(f"triton {triton.__version__}, sm_90a, K4/V4 bf16 d=128 causal")
     with tempfile.TemporaryDirectory() as tmp:
-        for block_m, block_n, warps, stages in ((128, 64, 8, 3), (64, 64, 4, 3)):
-            for register_lookup in (False, True):
-                kernel = compile_prefill(register_lookup, block_m, block_n, warps, stages)
+        for block_m, block_n, warps, stages in ((128, 64, 8, 3), (64, 64, 4, 3), (64, 128, 4, 2)):
+            for register_lookup, pair in ((False, False), (True, False), (True, True)):
+                kernel = compile_prefill(register_lookup, block_m, block_n, warps, stages, pair)
                 st = report.kernel_stats(kernel, Path(tmp))
                 ttgir = kernel.asm["ttgir"]
+                kind = f"register lookup, {'pairs' if pair else 'halves'}" if register_lookup else "gather"
                 print(
-                    f"BLOCK_M={block_m} BLOCK_N={block_n} warps={warps} stages={stages} "
-                    f"{'register lookup' if register_lookup else 'gather'}: "
+                    f"BLOCK_M={block_m} BLOCK_N={block_n} warps={warps} stages={stages} {kind}: "
                     f"{st['registers']} registers, spill {st['spill'][0]} B, "
                     f"shared {st['shared']} B, convert_layout {ttgir.count('ttg.convert_layout')}; "
                     f"loop: {st['loop']} SASS instructions per tile"

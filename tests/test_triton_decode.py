@@ -347,6 +347,32 @@ def test_symmetric_register_table_lookup_matches_the_codebook():
             assert [regs[f"${j}"] for j in range(8)] == want, hex(w)
 
 
+def test_pair_lookup_gives_the_symmetric_lookups_values_in_pairs():
+    """``_SYM4_PAIR_ASM`` (operands as Triton passes a pack of 8: the word as $4..$11, each
+    table word 8 times from $12 on) gives output ``j`` = the fp16 pair (c[idx_2j], c[idx_2j+1])
+    (low half first) of every packed word, the values ``_SYM4_ASM`` gives one by one."""
+    from turboquant.triton import decode
+
+    q = TurboQuantMSE(D, 4).to(DEV)
+    k_cb, v_cb = q.centroids, q.centroids * 0.37
+    words = _prep_tables(q, k_cb, v_cb)
+    gen = torch.Generator().manual_seed(5)
+    for first, cb in ((0, k_cb), (8, v_cb)):
+        table = [b & 0xFFFF for b in cb.to(torch.float16).view(torch.int16).tolist()]
+        tab = [words[first + i] & 0xFFFFFFFF for i in (2, 3, 6, 7)]
+        ws = [0, 0xFFFFFFFF, 0x76543210, 0xFEDCBA98]
+        ws += torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist()
+        for w in ws:
+            ops = {f"${4 + i}": w for i in range(8)}
+            ops |= {f"${12 + 8 * t + i}": tab[t] for t in range(4) for i in range(8)}
+            regs = _run_ptx(decode._SYM4_PAIR_ASM.value, ops)
+            want = [table[(w >> (4 * j)) & 0xF] for j in range(8)]
+            pairs = [want[2 * j] | want[2 * j + 1] << 16 for j in range(4)]
+            assert [regs[f"${j}"] for j in range(4)] == pairs, hex(w)
+            single = _run_ptx(decode._SYM4_ASM.value, {"$8": w} | {f"${9 + i}": t for i, t in enumerate(tab)})
+            assert [single[f"${j}"] for j in range(8)] == want, hex(w)
+
+
 def test_symmetry_check_is_remembered_and_sees_changes():
     from turboquant.triton import decode
 

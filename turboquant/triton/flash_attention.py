@@ -28,6 +28,10 @@ from .decode import _dequant4_sym, _interleave8
 
 ATTN_DTYPES = (torch.float16, torch.bfloat16)
 _INTERPRET_TILE = tl.constexpr(INTERPRET)
+# the register lookup's values leave the lookup as fp16 pairs (decode._SYM4_PAIR_ASM); False
+# pairs single halves afterwards (bench_kernels' `[...,halves]` rows). Static report, sm_90a:
+# 765 -> 736 loop instructions per tile at BLOCK_M 128 / 8 warps, 964 -> 903 at 64 / 4 warps.
+PAIR_LOOKUP = True
 LOG2E = 1.4426950408889634
 
 # Autotune configs, in one place (BLOCK_M, BLOCK_N, num_warps, num_stages). The interpreter
@@ -97,6 +101,7 @@ def _codebook_tile(
     BITS: tl.constexpr,
     MASK_N: tl.constexpr,
     DTYPE: tl.constexpr,
+    PAIR: tl.constexpr,
 ):
     """Decompress ``[BLOCK_N, BLOCK_D]`` codebook values ``cb[idx]`` of packed rows
     ``base + n * sn`` (bytes contiguous) in registers.
@@ -111,7 +116,7 @@ def _codebook_tile(
     and mapped by the decode kernel's ``_SYM4_ASM`` (no memory access per value); under the
     interpreter the same words go through a gather from the codebook copy after the table."""
     if cb_ptr.dtype.element_ty == tl.int32:
-        tile = _register_tile(base, offs_n, sn, cb_ptr, KV_LEN, D, BLOCK_N, MASK_N, DTYPE)
+        tile = _register_tile(base, offs_n, sn, cb_ptr, KV_LEN, D, BLOCK_N, MASK_N, DTYPE, PAIR)
     else:
         tile = _gather_tile(base, offs_n, sn, cb_ptr, KV_LEN, D, BLOCK_D, BLOCK_N, BITS, MASK_N)
     return tile
@@ -128,8 +133,10 @@ def _register_tile(
     BLOCK_N: tl.constexpr,
     MASK_N: tl.constexpr,
     DTYPE: tl.constexpr,
+    PAIR: tl.constexpr,
 ):
-    """4-bit rows as int32 words through the register table (see :func:`_codebook_tile`)."""
+    """4-bit rows as int32 words through the register table (see :func:`_codebook_tile`;
+    ``PAIR``: the lookup's values leave it as fp16 pairs, see ``decode._dequant4_sym``)."""
     offs_w = tl.arange(0, D // 8)
     words = (base + offs_n[:, None] * sn).to(tl.pointer_type(tl.int32)) + offs_w[None, :]
     if MASK_N:
@@ -153,7 +160,7 @@ def _register_tile(
     else:
         t2, t3 = tl.load(cb_ptr), tl.load(cb_ptr + 1)
         t6, t7 = tl.load(cb_ptr + 2), tl.load(cb_ptr + 3)
-        return _dequant4_sym(w, t2, t3, t6, t7, D, BLOCK_N).to(DTYPE, bitcast=True)
+        return _dequant4_sym(w, t2, t3, t6, t7, D, BLOCK_N, PAIR).to(DTYPE, bitcast=True)
 
 
 @triton.jit
@@ -214,6 +221,7 @@ def _load_tile(
     BITS: tl.constexpr,
     BOUNDARY: tl.constexpr,
     DTYPE: tl.constexpr,
+    PAIR: tl.constexpr,
 ):
     """One K or V tile: ``[BLOCK_N, BLOCK_D]``, or ``[BLOCK_D, BLOCK_N]`` with ``TRANS`` (K^T),
     and the per-key scale (the fp32 norm of compressed rows; unused when dense). Loads are
@@ -229,7 +237,9 @@ def _load_tile(
             tile = tl.load(base + n2 * sn + d2 * sd)
         scale = tl.full(offs_n.shape, 1.0, tl.float32)
     else:
-        tile = _codebook_tile(base, offs_n, sn, cb_ptr, KV_LEN, D, BLOCK_D, BLOCK_N, BITS, BOUNDARY, DTYPE)
+        tile = _codebook_tile(
+            base, offs_n, sn, cb_ptr, KV_LEN, D, BLOCK_D, BLOCK_N, BITS, BOUNDARY, DTYPE, PAIR
+        )
         if TRANS:
             tile = tl.trans(tile)
         if BOUNDARY:
@@ -276,6 +286,7 @@ def _attn_inner(
     BOUNDARY: tl.constexpr,
     IS_CAUSAL: tl.constexpr,
     DTYPE: tl.constexpr,
+    PAIR: tl.constexpr,
 ):
     """Online-softmax update over key blocks ``[lo, hi)``. ``BOUNDARY`` blocks need the
     causal / sequence-end masks; the others are fully visible."""
@@ -299,6 +310,7 @@ def _attn_inner(
             K_BITS,
             BOUNDARY,
             DTYPE,
+            PAIR,
         )
         if K_BITS == 0:
             qk = dot(q, kt) * qk_scale
@@ -341,6 +353,7 @@ def _attn_inner(
             V_BITS,
             BOUNDARY,
             DTYPE,
+            PAIR,
         )
         if V_BITS != 0:
             p = p * vscale[None, :]
@@ -351,7 +364,7 @@ def _attn_inner(
 
 @triton.autotune(
     configs=ATTN_CONFIGS,
-    key=["Q_BUCKET", "KV_BUCKET", "BLOCK_D", "K_BITS", "V_BITS", "IS_CAUSAL", "HAS_MASK"],
+    key=["Q_BUCKET", "KV_BUCKET", "BLOCK_D", "K_BITS", "V_BITS", "IS_CAUSAL", "HAS_MASK", "PAIR"],
     prune_configs_by={"early_config_prune": _prune_configs},
 )
 @triton.jit
@@ -404,6 +417,7 @@ def _attn_fwd(
     V_BITS: tl.constexpr,
     IS_CAUSAL: tl.constexpr,
     HAS_MASK: tl.constexpr,
+    PAIR: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
@@ -478,6 +492,7 @@ def _attn_fwd(
         False,
         IS_CAUSAL,
         DTYPE,
+        PAIR,
     )
     acc, l_i, m_i = _attn_inner(
         acc,
@@ -515,6 +530,7 @@ def _attn_fwd(
         True,
         IS_CAUSAL,
         DTYPE,
+        PAIR,
     )
     l_i = tl.where(l_i == 0.0, 1.0, l_i)
     out = acc / l_i[:, None]
@@ -684,6 +700,7 @@ def launch_attention(
         V_BITS=v_bits,
         IS_CAUSAL=bool(is_causal),
         HAS_MASK=mask is not None,
+        PAIR=PAIR_LOOKUP,
     )
     return out
 

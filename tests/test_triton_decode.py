@@ -67,10 +67,16 @@ def test_paged_decode_matches_reference(bits, group, block_size, dtype, block_n)
     q = torch.randn(len(lens), h_kv * group, D, device=DEV).to(dtype)
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
     ref = tq_paged_decode_reference(*args)
-    # the 8-entry symmetric 4-bit lookup with prefetch, the 16-entry one without (GPU only)
-    for prefetch in (True, False):
+    # the 8-entry symmetric 4-bit lookup with prefetch, its values as fp16 pairs and as single
+    # halves, and the 16-entry one without prefetch (the lookups differ on a GPU only)
+    for prefetch, symmetric, pair in ((True, True, True), (True, True, False), (False, False, True)):
         cfg = DecodeConfig(
-            block_n=block_n, num_warps=4, ctas_per_sm=3, prefetch=prefetch, symmetric_lookup=prefetch
+            block_n=block_n,
+            num_warps=4,
+            ctas_per_sm=3,
+            prefetch=prefetch,
+            symmetric_lookup=symmetric,
+            pair_lookup=pair,
         )
         for splits in (1, 3):
             _close(tq_paged_decode(*args, num_splits=splits, config=cfg), ref, dtype)
@@ -153,6 +159,8 @@ def test_sm_scale_and_split_plan():
         DecodeConfig(min_split_tokens=0)
     with pytest.raises(TypeError, match="symmetric_lookup: expected a bool"):
         DecodeConfig(symmetric_lookup="yes")
+    with pytest.raises(TypeError, match="pair_lookup: expected a bool"):
+        DecodeConfig(pair_lookup=1)
 
 
 def test_default_config_by_work():

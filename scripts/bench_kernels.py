@@ -17,6 +17,7 @@ Usage: PYTHONPATH=. python scripts/bench_kernels.py --suite compress,prefill
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -69,6 +70,20 @@ def time_fn(fn, *, warmup_ms: float = 50.0, iters: int = 30) -> float:
     return statistics.median(times)
 
 
+@contextlib.contextmanager
+def _switched(module, **values):
+    """Set the module switches ``values`` (e.g. ``compress.BUCKET_ASM``) for the block, then
+    restore them: the kernels read them at launch."""
+    before = {name: getattr(module, name) for name in values}
+    for name, value in values.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            setattr(module, name, value)
+
+
 ROUNDS = 5  # interleaved timing rounds of the compress variants (median of the round medians)
 
 
@@ -88,12 +103,8 @@ def _compress_case(bits: int, tokens: int, heads: int = 8, d: int = 128) -> None
 
     def run(boundaries, bucket_asm: bool = True, prefetch: bool = True):
         def fn():
-            default = compress_module.BUCKET_ASM, compress_module.PREFETCH_ROWS
-            compress_module.BUCKET_ASM, compress_module.PREFETCH_ROWS = bucket_asm, prefetch
-            try:
+            with _switched(compress_module, BUCKET_ASM=bucket_asm, PREFETCH_ROWS=prefetch):
                 tq4_compress(x, q.rotation, boundaries, bits=bits, out_packed=packed, out_norms=norms)
-            finally:
-                compress_module.BUCKET_ASM, compress_module.PREFETCH_ROWS = default
 
         return fn
 
@@ -212,11 +223,8 @@ def _prefill_tq(q, k, v, k_bits: int, v_bits: int) -> dict:
         )
 
         def halves():  # the register lookup's values paired up after it (A/B of PAIR_LOOKUP)
-            before, flash_attention_module.PAIR_LOOKUP = flash_attention_module.PAIR_LOOKUP, False
-            try:
+            with _switched(flash_attention_module, PAIR_LOOKUP=False):
                 return triton_flash_attention_tq4_kv(*kv, is_causal=True, v_centroids=qv.centroids)
-            finally:
-                flash_attention_module.PAIR_LOOKUP = before
 
         kernels["triton_flash_attention_tq4_kv[k4v4,halves]"] = halves
     return kernels

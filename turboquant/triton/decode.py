@@ -235,40 +235,38 @@ _PRMT4_ASM = tl.constexpr(
 # (as in _PRMT4_ASM) that sets the sign bit of the negative ones; two `prmt` interleave bytes
 # into fp16 pairs. 24 PTX instructions (10 prmt) per 8 indices against 32 (14 prmt) for the
 # 16-entry table; ptxas fuses the logic ops into LOP3.
-_SYM4_HALF = (
-    "prmt.b32 la, $9, $10, {sel}; prmt.b32 ha, $11, $12, {sel}; "
-    "prmt.b32 m, w4, $8, {msk}; not.b32 m, m; and.b32 m, m, 0x80808080; or.b32 ha, ha, m; "
-    "prmt.b32 p, la, ha, 0x5140; prmt.b32 q, la, ha, 0x7362; "
-    "mov.b32 {{${o0}, ${o1}}}, p; mov.b32 {{${o2}, ${o3}}}, q; "
-)
-_SYM4_ASM = tl.constexpr(
-    "{ .reg .b32 t, s, sh, m, la, ha, p, q, w4; shl.b32 w4, $8, 4; "
-    "shr.b32 t, $8, 3; not.b32 t, t; and.b32 t, t, 0x11111111; mul.lo.u32 t, t, 7; "
-    "xor.b32 s, $8, t; and.b32 s, s, 0x77777777; shr.b32 sh, s, 16; "
-    + _SYM4_HALF.format(sel="s", msk="0xD9C8", o0=0, o1=1, o2=2, o3=3)
-    + _SYM4_HALF.format(sel="sh", msk="0xFBEA", o0=4, o1=5, o2=6, o3=7)
-    + "}"
-)
+def _sym4_asm(word: str, tables: tuple[str, str, str, str], pairs: tuple[str, str, str, str] | None) -> str:
+    """The PTX of the symmetric lookup: ``word`` the operand of the 8 indices, ``tables`` those
+    of register-table words 2, 3, 6, 7; the 4 fp16 pairs of coordinates (0, 1) .. (6, 7) go to
+    the operands ``pairs``, or (None) as 8 halves to $0..$7."""
+    t2, t3, t6, t7 = tables
+    out = pairs or ("p", "q", "p", "q")
+    regs = "t, s, sh, m, la, ha, w4" if pairs else "t, s, sh, m, la, ha, p, q, w4"
+    asm = (
+        f"{{ .reg .b32 {regs}; shl.b32 w4, {word}, 4; "
+        f"shr.b32 t, {word}, 3; not.b32 t, t; and.b32 t, t, 0x11111111; mul.lo.u32 t, t, 7; "
+        f"xor.b32 s, {word}, t; and.b32 s, s, 0x77777777; shr.b32 sh, s, 16; "
+    )
+    for half, (sel, msk) in enumerate((("s", "0xD9C8"), ("sh", "0xFBEA"))):
+        p, q = out[2 * half], out[2 * half + 1]
+        asm += (
+            f"prmt.b32 la, {t2}, {t3}, {sel}; prmt.b32 ha, {t6}, {t7}, {sel}; "
+            f"prmt.b32 m, w4, {word}, {msk}; not.b32 m, m; and.b32 m, m, 0x80808080; or.b32 ha, ha, m; "
+            f"prmt.b32 {p}, la, ha, 0x5140; prmt.b32 {q}, la, ha, 0x7362; "
+        )
+        if pairs is None:
+            o = 4 * half
+            asm += f"mov.b32 {{${o}, ${o + 1}}}, {p}; mov.b32 {{${o + 2}, ${o + 3}}}, {q}; "
+    return asm + "}"
 
 
+_SYM4_ASM = tl.constexpr(_sym4_asm("$8", ("$9", "$10", "$11", "$12"), None))
 # _SYM4_ASM with its 8 values leaving as 4 fp16 pairs (``pack=8``: Triton hands the asm 8
 # consecutive elements of one thread, 16-bit ones packed two to a register), so no half is
 # moved into a pair afterwards. The word and the table registers arrive 8 times (one operand
 # per element of the pack; only the first of each is read): $4 is the word, $12/$20/$28/$36
 # the tables words 2, 3, 6, 7; $0..$3 are the pairs of coordinates (0, 1) .. (6, 7).
-_SYM4_PAIR_HALF = (
-    "prmt.b32 la, $12, $20, {sel}; prmt.b32 ha, $28, $36, {sel}; "
-    "prmt.b32 m, w4, $4, {msk}; not.b32 m, m; and.b32 m, m, 0x80808080; or.b32 ha, ha, m; "
-    "prmt.b32 ${o0}, la, ha, 0x5140; prmt.b32 ${o1}, la, ha, 0x7362; "
-)
-_SYM4_PAIR_ASM = tl.constexpr(
-    "{ .reg .b32 t, s, sh, m, la, ha, w4; shl.b32 w4, $4, 4; "
-    "shr.b32 t, $4, 3; not.b32 t, t; and.b32 t, t, 0x11111111; mul.lo.u32 t, t, 7; "
-    "xor.b32 s, $4, t; and.b32 s, s, 0x77777777; shr.b32 sh, s, 16; "
-    + _SYM4_PAIR_HALF.format(sel="s", msk="0xD9C8", o0=0, o1=1)
-    + _SYM4_PAIR_HALF.format(sel="sh", msk="0xFBEA", o0=2, o1=3)
-    + "}"
-)
+_SYM4_PAIR_ASM = tl.constexpr(_sym4_asm("$4", ("$12", "$20", "$28", "$36"), ("$0", "$1", "$2", "$3")))
 _SYM4_PAIR_CONSTRAINTS = tl.constexpr("=r,=r,=r,=r," + ",".join(["r"] * 40))
 
 
@@ -306,7 +304,7 @@ def _dequant4_prmt(w, t0, t1, t2, t3, t4, t5, t6, t7, D: tl.constexpr, N: tl.con
 
 
 @triton.jit
-def _dequant4_sym(w, t2, t3, t6, t7, D: tl.constexpr, N: tl.constexpr, PAIR: tl.constexpr = True):
+def _dequant4_sym(w, t2, t3, t6, t7, D: tl.constexpr, N: tl.constexpr, PAIR: tl.constexpr):
     """4-bit words ``[N, D/8]`` → fp16 ``[N, D]`` for a symmetric codebook (the words 2, 3, 6, 7
     of the register table hold its positive half): ``_SYM4_PAIR_ASM`` with ``PAIR``, else
     ``_SYM4_ASM`` and :func:`_interleave8`."""

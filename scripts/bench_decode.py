@@ -114,6 +114,7 @@ def _sweep_configs():
     grid += [(32, 1, 16, None), (32, 1, 8, None), (32, 1, 16, 168), (32, 1, 24, 128), (32, 2, 8, None)]
     grid += [(32, 2, 12, 128), (16, 1, 16, None), (16, 1, 24, None), (16, 1, 32, 128)]
     grid += [(128, 4, 8, None), (128, 8, 4, None), (64, 2, 16, None), (32, 1, 32, None)]
+    grid += [(32, 1, 12, None), (64, 1, 6, None), (64, 1, 8, None), (16, 1, 12, None), (16, 1, 8, None)]
     configs = [DecodeConfig(block_n=bn, num_warps=w, ctas_per_sm=c, maxnreg=r) for bn, w, c, r in grid]
     # without the register-held prefetch: fewer registers, more warps per SM
     no_prefetch = [(16, 1, 16), (16, 1, 24), (16, 1, 32), (32, 1, 16), (32, 1, 24)]
@@ -187,10 +188,10 @@ def _bench_tq(time_fn, emit, base, q, n, bits, quantizer, t_flash, gen, args) ->
         emit(dict(base, impl=f"profile_{name}", kernels_us=profile_kernels(paged)))
     emit(result(f"tq_paged_{name}", t, tb_s=round(comp_bytes / t / 1e6, 3)))
     cfg = default_config(b * H_KV, n, q.device, (bits, bits))
-    if bits == 4 and cfg.pair_lookup:  # A/B: the lookup's values as single halves
-        halves = dataclasses.replace(cfg, pair_lookup=False)
-        t = time_fn(lambda: paged(halves))
-        emit(result(f"tq_paged_{name}[halves]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
+    if cfg.planes and cfg.num_warps == 1:  # A/B: the tiles in coordinate order (no plane dots)
+        coord = dataclasses.replace(cfg, planes=False)
+        t = time_fn(lambda: paged(coord))
+        emit(result(f"tq_paged_{name}[coord]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
     if getattr(args, "sweep", False) and bits == 4:
         for cfg in _sweep_configs():
             emit(result("tq_paged_k4v4_sweep", time_fn(lambda c=cfg: paged(c)), config=vars(cfg)))

@@ -98,6 +98,7 @@ def compile_split(
     head_dim: int = 128,
     symmetric: bool = True,
     pair: bool = True,
+    planes: bool = True,
 ):
     """The split kernel as ``bench_decode.py`` launches it (page 16, K/V bits ``bits``)."""
     fn = decode._split_kernel
@@ -115,6 +116,8 @@ def compile_split(
         K_SYM=symmetric and bits == 4,
         V_SYM=symmetric and bits == 4,
         PAIR=pair,
+        K_PLANES=planes and decode._plane_dots(bits, head_dim, num_warps),
+        V_PLANES=planes and decode._plane_dots(bits, head_dim, num_warps),
     )
     # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0
     values = launch_strides(bits, paged, head_dim)
@@ -192,6 +195,9 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--no-pair", action="store_true", help="DecodeConfig(pair_lookup=False): single fp16 halves"
     )
+    parser.add_argument(
+        "--no-planes", action="store_true", help="DecodeConfig(planes=False): tiles in coordinate order"
+    )
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
     args = parser.parse_args(argv)
     print(f"triton {triton.__version__}, {_ptxas().name}, sm_90a")
@@ -207,6 +213,7 @@ def main(argv=None) -> None:
                         prefetch=not args.no_prefetch,
                         symmetric=not args.no_symmetric,
                         pair=not args.no_pair,
+                        planes=not args.no_planes,
                     )
                     ttgir = kernel.asm["ttgir"]
                     st = kernel_stats(kernel, Path(tmp))
@@ -215,7 +222,8 @@ def main(argv=None) -> None:
                         f"{'contiguous' if args.contiguous else 'paged'} K{bits}/V{bits} "
                         f"block_n={block_n} warps={warps}{' no-prefetch' if args.no_prefetch else ''}"
                         f"{' 16-entry' if args.no_symmetric else ''}"
-                        f"{' no-pair' if args.no_pair else ''}: "
+                        f"{' no-pair' if args.no_pair else ''}"
+                        f"{' no-planes' if args.no_planes else ''}: "
                         f"{st['registers']} registers, "
                         f"spill stores/loads {st['spill'][0]}/{st['spill'][1]} B, "
                         f"shared {st['shared']} B, "

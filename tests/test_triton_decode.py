@@ -8,7 +8,9 @@ from turboquant.quantizer import TurboQuantMSE
 from turboquant.triton.decode import (
     DEFAULT_CONFIG,
     MANY_PAIRS_CONFIG,
+    MID_WORK_CONFIG,
     WIDE_TILE_CONFIG,
+    WIDE_TILE_MANY_PAIRS_CONFIG,
     DecodeConfig,
     default_config,
     split_plan,
@@ -81,6 +83,30 @@ def test_paged_decode_matches_reference(bits, group, block_size, dtype, block_n)
         for splits in (1, 3):
             _close(tq_paged_decode(*args, num_splits=splits, config=cfg), ref, dtype)
     assert ref[0].abs().max() == 0  # an empty sequence attends to nothing
+
+
+@pytest.mark.parametrize(
+    "d, bits, group, block_n",
+    [
+        (128, (4, 4), 4, 32),
+        (128, (3, 4), 8, 16),
+        (128, (4, 2), 1, 32),  # plane dots for K, coordinate order for the 2-bit V
+        (128, (3, 3), 4, 32),
+        (256, (4, 3), 4, 16),
+    ],
+)
+def test_plane_dots_match_reference(d, bits, group, block_n):
+    """``DecodeConfig.planes`` (the dots over index planes: D = 128, one warp; at D = 256 the
+    flag falls back to coordinate order) against the reference, planes on and off, both
+    lookups of the 4-bit tables."""
+    lens = [33, 0, 70]
+    lay, pool, table, seq_lens, kq, vq = _paged_batch(lens, 2, *bits, 16, max_blocks=5, seed=7, d=d)
+    q = torch.randn(len(lens), 2 * group, d, device=DEV).to(torch.float16)
+    args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
+    ref = tq_paged_decode_reference(*args)
+    for planes, symmetric in ((True, True), (True, False), (False, True)):
+        cfg = DecodeConfig(block_n=block_n, planes=planes, symmetric_lookup=symmetric)
+        _close(tq_paged_decode(*args, num_splits=2, config=cfg), ref, torch.float16)
 
 
 def test_reference_is_attention_on_dequantized_kv():
@@ -161,16 +187,23 @@ def test_sm_scale_and_split_plan():
         DecodeConfig(symmetric_lookup="yes")
     with pytest.raises(TypeError, match="pair_lookup: expected a bool"):
         DecodeConfig(pair_lookup=1)
+    with pytest.raises(TypeError, match="planes: expected a bool"):
+        DecodeConfig(planes="yes")
 
 
 def test_default_config_by_work():
+    """The table of ``default_config``'s docstring, at the benchmark's shapes (8 KV heads)."""
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert default_config(8, 32768, cuda) == WIDE_TILE_CONFIG  # B=1, 8 KV heads
-    assert default_config(64, 4096, cuda) == WIDE_TILE_CONFIG  # B=8, N=4K
+    assert default_config(8, 32768, cuda) == WIDE_TILE_CONFIG  # B=1
+    assert default_config(64, 1024, cuda) == WIDE_TILE_CONFIG  # B=8, N=1K
+    assert default_config(64, 4096, cuda) == MID_WORK_CONFIG  # B=8, N=4K
     assert default_config(64, 32768, cuda) == DEFAULT_CONFIG  # B=8, N=32K
     assert default_config(256, 32768, cuda) == MANY_PAIRS_CONFIG  # B=32, N=32K
-    assert default_config(128, 4096, cuda) == MANY_PAIRS_CONFIG  # B=16, N=4K
-    assert MANY_PAIRS_CONFIG.ctas_per_sm == 3 and MANY_PAIRS_CONFIG.block_n == 128
+    assert default_config(256, 4096, cuda) == MANY_PAIRS_CONFIG  # B=32, N=4K: 1M tokens
+    assert default_config(128, 1024, cuda) == WIDE_TILE_MANY_PAIRS_CONFIG  # B=16, N=1K
+    assert (MANY_PAIRS_CONFIG.num_warps, MANY_PAIRS_CONFIG.ctas_per_sm) == (1, 32)
+    assert (MID_WORK_CONFIG.num_warps, MID_WORK_CONFIG.ctas_per_sm) == (1, 8)
+    assert WIDE_TILE_MANY_PAIRS_CONFIG.ctas_per_sm == 3 and WIDE_TILE_MANY_PAIRS_CONFIG.block_n == 128
     assert default_config(8, 32768, cpu) == DEFAULT_CONFIG  # the interpreter: small tiles
     assert default_config(64, 32768, cuda, (3, 3)).block_n == 16  # table lookups: 16-token tiles
     assert WIDE_TILE_CONFIG.block_n == 128 and WIDE_TILE_CONFIG.num_warps == 4
@@ -379,6 +412,28 @@ def test_pair_lookup_gives_the_symmetric_lookups_values_in_pairs():
             assert [regs[f"${j}"] for j in range(4)] == pairs, hex(w)
             single = _run_ptx(decode._SYM4_ASM.value, {"$8": w} | {f"${9 + i}": t for i, t in enumerate(tab)})
             assert [single[f"${j}"] for j in range(8)] == want, hex(w)
+
+
+def test_plane_lookup_gives_index_planes_of_two_words():
+    """``_SYM4_PLANES_ASM`` (a pack of 2: words a = $8, b = $9, each table word twice from $10
+    on) gives output ``n`` = the fp16 pair (c[a_n], c[b_n]) (low half first): index ``n`` of both
+    words, the values ``_SYM4_ASM`` gives one word at a time."""
+    from turboquant.triton import decode
+
+    q = TurboQuantMSE(D, 4).to(DEV)
+    k_cb, v_cb = q.centroids, q.centroids * 0.37
+    words = _prep_tables(q, k_cb, v_cb)
+    gen = torch.Generator().manual_seed(11)
+    for first, cb in ((0, k_cb), (8, v_cb)):
+        table = [b & 0xFFFF for b in cb.to(torch.float16).view(torch.int16).tolist()]
+        tab = [words[first + i] & 0xFFFFFFFF for i in (2, 3, 6, 7)]
+        ws = [0, 0xFFFFFFFF, 0x76543210, 0xFEDCBA98]
+        ws += torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist()
+        for a, b in zip(ws, ws[1:] + ws[:1], strict=True):
+            ops = {"$8": a, "$9": b} | {f"${10 + 2 * t + i}": tab[t] for t in range(4) for i in range(2)}
+            regs = _run_ptx(decode._SYM4_PLANES_ASM.value, ops)
+            want = [table[(a >> (4 * n)) & 0xF] | table[(b >> (4 * n)) & 0xF] << 16 for n in range(8)]
+            assert [regs[f"${n}"] for n in range(8)] == want, (hex(a), hex(b))
 
 
 def test_symmetry_check_is_remembered_and_sees_changes():

@@ -9,19 +9,23 @@ contiguous compressed tensors of the Hugging Face cache. Both run the same three
 2. ``_split_kernel`` (flash-decoding): one program per (context split, KV head, sequence)
    handles *all* query heads of its KV group (padded to 16 for the tensor cores), so each
    compressed byte is read once. Per tile of ``BLOCK_N`` tokens it maps the packed indices
-   through the codebook, computes the scores transposed (``K_tile @ q_rot^T``, so the tile is
-   used as it sits in registers), scales them by the fp32 key norms, folds the value norms
-   into the probabilities and accumulates ``V_tile^T @ P^T``; online softmax in fp32; packed
-   words of the next tile and block ids of the one after are loaded ahead. Each split writes
-   its partial ``(max, sum, acc)``.
+   through the codebook, computes the scores ``q_rot @ K_tile^T``, scales them by the fp32 key
+   norms, folds the value norms into the probabilities and accumulates ``P @ V_tile`` (the
+   probabilities are the A operand as the score dot leaves them); online softmax in fp32,
+   the accumulators rescaled only when a maximum grows; packed words of the next tile and
+   block ids of the one after are loaded ahead. In one-warp programs at ``D = 128``, 3- and
+   4-bit tiles stay as 8 *index planes* (plane ``k``: index ``k`` of every packed word) and
+   each dot runs as 8 dots over them, the query read and the output written in the planes'
+   column order, so decompressed values are never put back into coordinate order. Each split
+   writes its partial ``(max, sum, acc)``.
 3. ``_reduce_kernel``: merges the splits (log-sum-exp, many partial rows per step) and rotates
    back, ``out = acc @ Pi``.
 
 Unpacking: 4-bit and 2-bit rows are read as int32 words (8 or 16 indices each; records are
 4-byte aligned), 3-bit rows as three byte planes (8 indices in 3 bytes). 4-bit indices go
 through a register table with byte permutes (``prmt``, no memory traffic); 2- and 3-bit
-indices through an L1-resident table, one index plane at a time, and a tree of ``tl.join``
-restores coordinate order.
+indices through an L1-resident table, one index plane at a time; outside the plane dots a
+tree of ``tl.join`` restores coordinate order.
 
 Each kernel's plain-torch reference is ``tq_decode_reference`` /
 ``tq_paged_decode_reference`` (dequantize + fp32 softmax attention).
@@ -70,7 +74,11 @@ class DecodeConfig:
     ``c[15 - i] == -c[i]`` (checked once per codebook tensor) go through the 8-entry register
     table (``_SYM4_ASM``), others through the 16-entry one; ``pair_lookup``: the symmetric lookup
     hands its values over as fp16 pairs (``_SYM4_PAIR_ASM``) rather than as single halves
-    paired up afterwards (H200, session 14: 1.5-4.7% faster at B=1/8/32, same outputs).
+    paired up afterwards (H200, session 14: 1.5-4.7% faster at B=1/8/32, same outputs);
+    ``planes``: 3- and 4-bit tiles (``D = 128``, one-warp programs) stay as their 8 index
+    planes and each dot runs as 8 dots over them (``_split_kernel``'s ``K_PLANES``/``V_PLANES``),
+    so the coordinate order is never restored (H200, session 15: B=8, N=32K 207 against
+    226 µs without); ``pair_lookup`` then only concerns the other tiles.
     Without a config the kernels take :func:`default_config`.
     """
 
@@ -83,6 +91,7 @@ class DecodeConfig:
     prefetch: bool = True
     symmetric_lookup: bool = True
     pair_lookup: bool = True
+    planes: bool = True
 
     def __post_init__(self) -> None:
         if self.block_n < 16 or self.block_n & (self.block_n - 1):
@@ -94,43 +103,66 @@ class DecodeConfig:
             or self.min_split_tokens < 1
         ):
             raise ValueError(f"DecodeConfig: invalid launch parameters {self}")
-        for name in ("prefetch", "symmetric_lookup", "pair_lookup"):
+        for name in ("prefetch", "symmetric_lookup", "pair_lookup", "planes"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"DecodeConfig.{name}: expected a bool, got {getattr(self, name)!r}")
 
 
-# The defaults, from scripts/bench_decode.py --graph --sweep on an H200 (2026-12-01, 32/8 heads,
-# d=128, K4/V4; docs/results/h200-2026-12-01-s10/): 4-warp programs of 128 tokens, 4 per SM,
-# were fastest at B=1 (N=32K: 64 µs against 140 µs for 1-warp tiles), at B=8, N=4K (50 against
-# 60 µs) and at B=32 (N=4K: 163 against 204 µs, N=32K: 1049 against 1271 µs); 1-warp programs
-# of 32 tokens, 16 per SM, at B=8, N=32K (289 against 329 µs: 64 (sequence, KV head) pairs
-# make 2.2 waves of the 128-token programs, the last one mostly empty). The interpreter always
-# takes the 32-token tiles. With >= 128 pairs (B >= 16 at 8 KV heads) 3 of them per SM
-# (session 11 sweep, docs/results/h200-2026-12-01-s11/): B=16, N=4K 81 against 94 µs, N=32K
-# 503 against 528 µs; B=32 the same either way (152/155 µs at 4K, 988/984 µs at 32K).
+# The defaults, from scripts/bench_decode.py --graph --sweep on an H200 (32/8 heads, d=128,
+# K4/V4). Sessions 10/11 (docs/results/h200-2026-12-01-s10/, -s11/): 4-warp programs of 128
+# tokens, 4 per SM (3 from 128 (sequence, KV head) pairs on), were fastest at B=1 and for short
+# work; 1-warp programs of 32 tokens, 16 per SM, at B=8, N=32K. Session 15, after the plane dots
+# (one-warp programs only; docs/results/h200-2026-12-02-s15/): B=8, N=16K 126 µs with 32/1/16
+# against 169 µs with 128/4/4; B=8, N=4K 46 µs with 32/1/8 against 50 µs (128/4/4) and 53 µs
+# (32/1/16); B=32, N=32K 828 µs with 32/1/32 against 1019 µs (128/4/3), N=4K 181 against 187 µs;
+# B=1 (N=4K 18 µs, 32K 51 µs) and B=8, N=1K (28 µs) stay with the 4-warp tiles. The interpreter
+# always takes DEFAULT_CONFIG.
 WIDE_TILE_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=4)
-MANY_PAIRS_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=3)
+WIDE_TILE_MANY_PAIRS_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=3)
 DEFAULT_CONFIG = DecodeConfig()
+MID_WORK_CONFIG = DecodeConfig(ctas_per_sm=8)
+MANY_PAIRS_CONFIG = DecodeConfig(ctas_per_sm=32)
 LOOKUP_CONFIG = DecodeConfig(block_n=16)
-LONG_WORK_TOKENS = 1 << 20  # sequences × KV heads × context from which DEFAULT_CONFIG can win
-FEW_PAIRS = 128  # ... when there are fewer (sequence, KV head) pairs than this
+LONG_WORK_TOKENS = 1 << 20  # sequences × KV heads × context from which the 1-warp tiles win
+MID_WORK_TOKENS = 1 << 18  # ... with 8 programs per SM, given at least MID_PAIRS pairs
+MID_PAIRS = 32
+FEW_PAIRS = 128  # from this many (sequence, KV head) pairs on: MANY_PAIRS_CONFIG (long work)
 
 
 def default_config(
     pairs: int, max_len: int, device: torch.device, bits: tuple[int, int] = (4, 4)
 ) -> DecodeConfig:
     """The launch configuration used when none is given: ``pairs`` = sequences × KV heads,
-    ``max_len`` the longest context, ``bits`` = (K bits, V bits). 4-bit K and V on a GPU:
-    ``DEFAULT_CONFIG`` when ``pairs * max_len >= LONG_WORK_TOKENS`` and ``pairs < FEW_PAIRS``,
-    else ``WIDE_TILE_CONFIG`` (``MANY_PAIRS_CONFIG``, 3 programs per SM, from ``FEW_PAIRS``
-    pairs on; see the measurements above); other bit widths (L1-table
-    lookups): 1-warp programs of 16 tokens (B=8, K3/V3: 32K 589 µs and 4K 94 µs with them,
-    1130 µs and 143 µs with the 4-bit defaults)."""
+    ``max_len`` the longest context, ``bits`` = (K bits, V bits); ``work = pairs * max_len``.
+    4-bit K and V on a GPU (see the measurements above):
+
+    ===============================  ===============================  ==========================
+    work                             pairs < ``FEW_PAIRS``            pairs >= ``FEW_PAIRS``
+    ===============================  ===============================  ==========================
+    >= ``LONG_WORK_TOKENS``          ``DEFAULT_CONFIG`` (32/1/16)     ``MANY_PAIRS_CONFIG``
+                                                                      (32/1/32)
+    >= ``MID_WORK_TOKENS``           ``MID_WORK_CONFIG`` (32/1/8)     ``WIDE_TILE_MANY_PAIRS_``
+                                     from ``MID_PAIRS`` pairs, else   ``CONFIG`` (128/4/3)
+                                     ``WIDE_TILE_CONFIG`` (128/4/4)
+    less                             ``WIDE_TILE_CONFIG``             ``WIDE_TILE_MANY_PAIRS_``
+                                                                      ``CONFIG``
+    ===============================  ===============================  ==========================
+
+    (block_n / num_warps / ctas_per_sm). Other bit widths (L1-table lookups): 1-warp programs
+    of 16 tokens (B=8, K3/V3: 32K 589 µs and 4K 94 µs with them, 1130 µs and 143 µs with the
+    4-bit defaults of session 11)."""
     if bits != (4, 4):
         return LOOKUP_CONFIG
-    if device.type != "cuda" or (pairs * max_len >= LONG_WORK_TOKENS and pairs < FEW_PAIRS):
+    if device.type != "cuda":
         return DEFAULT_CONFIG
-    return MANY_PAIRS_CONFIG if pairs >= FEW_PAIRS else WIDE_TILE_CONFIG
+    work = pairs * max_len
+    if pairs >= FEW_PAIRS:
+        return MANY_PAIRS_CONFIG if work >= LONG_WORK_TOKENS else WIDE_TILE_MANY_PAIRS_CONFIG
+    if work >= LONG_WORK_TOKENS:
+        return DEFAULT_CONFIG
+    if work >= MID_WORK_TOKENS and pairs >= MID_PAIRS:
+        return MID_WORK_CONFIG
+    return WIDE_TILE_CONFIG
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -235,29 +267,34 @@ _PRMT4_ASM = tl.constexpr(
 # (as in _PRMT4_ASM) that sets the sign bit of the negative ones; two `prmt` interleave bytes
 # into fp16 pairs. 24 PTX instructions (10 prmt) per 8 indices against 32 (14 prmt) for the
 # 16-entry table; ptxas fuses the logic ops into LOP3.
-def _sym4_asm(word: str, tables: tuple[str, str, str, str], pairs: tuple[str, str, str, str] | None) -> str:
-    """The PTX of the symmetric lookup: ``word`` the operand of the 8 indices, ``tables`` those
-    of register-table words 2, 3, 6, 7; the 4 fp16 pairs of coordinates (0, 1) .. (6, 7) go to
-    the operands ``pairs``, or (None) as 8 halves to $0..$7."""
+def _sym4_body(word: str, tables: tuple[str, str, str, str], pairs: tuple[str, str, str, str]) -> str:
+    """The instructions of the symmetric lookup (temporaries ``t, s, sh, m, la, ha, w4``):
+    ``word`` the operand of the 8 indices, ``tables`` those of register-table words 2, 3, 6, 7;
+    the 4 fp16 pairs of coordinates (0, 1) .. (6, 7) go to the registers ``pairs``."""
     t2, t3, t6, t7 = tables
-    out = pairs or ("p", "q", "p", "q")
-    regs = "t, s, sh, m, la, ha, w4" if pairs else "t, s, sh, m, la, ha, p, q, w4"
     asm = (
-        f"{{ .reg .b32 {regs}; shl.b32 w4, {word}, 4; "
+        f"shl.b32 w4, {word}, 4; "
         f"shr.b32 t, {word}, 3; not.b32 t, t; and.b32 t, t, 0x11111111; mul.lo.u32 t, t, 7; "
         f"xor.b32 s, {word}, t; and.b32 s, s, 0x77777777; shr.b32 sh, s, 16; "
     )
     for half, (sel, msk) in enumerate((("s", "0xD9C8"), ("sh", "0xFBEA"))):
-        p, q = out[2 * half], out[2 * half + 1]
+        p, q = pairs[2 * half], pairs[2 * half + 1]
         asm += (
             f"prmt.b32 la, {t2}, {t3}, {sel}; prmt.b32 ha, {t6}, {t7}, {sel}; "
             f"prmt.b32 m, w4, {word}, {msk}; not.b32 m, m; and.b32 m, m, 0x80808080; or.b32 ha, ha, m; "
             f"prmt.b32 {p}, la, ha, 0x5140; prmt.b32 {q}, la, ha, 0x7362; "
         )
-        if pairs is None:
-            o = 4 * half
-            asm += f"mov.b32 {{${o}, ${o + 1}}}, {p}; mov.b32 {{${o + 2}, ${o + 3}}}, {q}; "
-    return asm + "}"
+    return asm
+
+
+def _sym4_asm(word: str, tables: tuple[str, str, str, str], pairs: tuple[str, str, str, str] | None) -> str:
+    """The PTX of the symmetric lookup of one word (:func:`_sym4_body`); its 4 fp16 pairs go to
+    the operands ``pairs``, or (None) as 8 halves to $0..$7."""
+    if pairs:
+        return "{ .reg .b32 t, s, sh, m, la, ha, w4; " + _sym4_body(word, tables, pairs) + "}"
+    body = _sym4_body(word, tables, ("p0", "p1", "p2", "p3"))
+    unpack = "".join(f"mov.b32 {{${2 * j}, ${2 * j + 1}}}, p{j}; " for j in range(4))
+    return "{ .reg .b32 t, s, sh, m, la, ha, w4, p0, p1, p2, p3; " + body + unpack + "}"
 
 
 _SYM4_ASM = tl.constexpr(_sym4_asm("$8", ("$9", "$10", "$11", "$12"), None))
@@ -268,6 +305,21 @@ _SYM4_ASM = tl.constexpr(_sym4_asm("$8", ("$9", "$10", "$11", "$12"), None))
 # the tables words 2, 3, 6, 7; $0..$3 are the pairs of coordinates (0, 1) .. (6, 7).
 _SYM4_PAIR_ASM = tl.constexpr(_sym4_asm("$4", ("$12", "$20", "$28", "$36"), ("$0", "$1", "$2", "$3")))
 _SYM4_PAIR_CONSTRAINTS = tl.constexpr("=r,=r,=r,=r," + ",".join(["r"] * 40))
+# The symmetric lookup of two words a = $8, b = $9 (``pack=2``: two consecutive elements of one
+# thread; the table words arrive twice each, $10/$12/$14/$16 are read) into index planes: output
+# n ($n) is the fp16 pair (c[a_n], c[b_n]) of index n of both words, the register a tensor-core
+# operand takes when a and b are neighbours along the dot's reduced axis. The nibbles are first
+# interleaved, e = (a0, b0, a2, b2, ..) and o = (a1, b1, a3, b3, ..), 4 instructions per two
+# words; the lookup of e gives planes 0, 2, 4, 6 and that of o planes 1, 3, 5, 7.
+_SYM4_PLANES_ASM = tl.constexpr(
+    "{ .reg .b32 e, o, x, t, s, sh, m, la, ha, w4; "
+    "shl.b32 x, $9, 4; and.b32 x, x, 0xF0F0F0F0; and.b32 e, $8, 0x0F0F0F0F; or.b32 e, e, x; "
+    "shr.b32 x, $8, 4; and.b32 x, x, 0x0F0F0F0F; and.b32 o, $9, 0xF0F0F0F0; or.b32 o, o, x; "
+    + _sym4_body("e", ("$10", "$12", "$14", "$16"), ("$0", "$2", "$4", "$6"))
+    + _sym4_body("o", ("$10", "$12", "$14", "$16"), ("$1", "$3", "$5", "$7"))
+    + "}"
+)
+_SYM4_PLANES_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 8 + ["r"] * 10))
 
 
 @triton.jit
@@ -290,17 +342,55 @@ def _register_table(tab, first: tl.constexpr, USED: tl.constexpr):
 
 
 @triton.jit
-def _dequant4_prmt(w, t0, t1, t2, t3, t4, t5, t6, t7, D: tl.constexpr, N: tl.constexpr):
-    """4-bit words ``[N, D/8]`` → fp16 ``[N, D]`` through the register table ``t0..t7``."""
-    c0, c1, c2, c3, c4, c5, c6, c7 = tl.inline_asm_elementwise(
-        _PRMT4_ASM,
-        "=h,=h,=h,=h,=h,=h,=h,=h,r,r,r,r,r,r,r,r,r",
-        [w, t0, t1, t2, t3, t4, t5, t6, t7],
-        dtype=(tl.float16,) * 8,
-        is_pure=True,
-        pack=1,
-    )
-    return _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N, D)
+def _word_planes(w, tab, t0, t1, t2, t3, t4, t5, t6, t7, BITS: tl.constexpr, MODE: tl.constexpr):
+    """The 8 index planes of 3- or 4-bit words ``w`` (those of :func:`_load_packed`): plane
+    ``k`` is fp16 ``c[index k]`` of every word, in ``w``'s shape. ``_PRMT``: the 16-entry register
+    table ``t0..t7``; ``_SYM4``: the symmetric one (``t2, t3, t6, t7``); ``_LDG``/``_LOAD``: one
+    table read per index."""
+    if MODE == _PRMT:
+        return tl.inline_asm_elementwise(
+            _PRMT4_ASM,
+            "=h,=h,=h,=h,=h,=h,=h,=h,r,r,r,r,r,r,r,r,r",
+            [w, t0, t1, t2, t3, t4, t5, t6, t7],
+            dtype=(tl.float16,) * 8,
+            is_pure=True,
+            pack=1,
+        )
+    elif MODE == _SYM4:
+        return tl.inline_asm_elementwise(
+            _SYM4_ASM,
+            "=h,=h,=h,=h,=h,=h,=h,=h,r,r,r,r,r",
+            [w, t2, t3, t6, t7],
+            dtype=(tl.float16,) * 8,
+            is_pure=True,
+            pack=1,
+        )
+    elif BITS == 3:
+        w2 = w << 1  # index 0 through the same (shift >= 1) lookup
+        return (
+            _lookup_bits(tab, w2, 1, 7, MODE),
+            _lookup_bits(tab, w, 3, 7, MODE),
+            _lookup_bits(tab, w, 6, 7, MODE),
+            _lookup_bits(tab, w, 9, 7, MODE),
+            _lookup_bits(tab, w, 12, 7, MODE),
+            _lookup_bits(tab, w, 15, 7, MODE),
+            _lookup_bits(tab, w, 18, 7, MODE),
+            _lookup_bits(tab, w, 21, 7, MODE),
+        )
+    else:
+        # "spread" words hold twice the indices 0, 2, 4, 6 (e) and 1, 3, 5, 7 (o), one per byte
+        e = (w << 1) & 0x1E1E1E1E
+        o = (w >> 3) & 0x1E1E1E1E
+        return (
+            _lookup_byte(tab, e, 0, MODE),
+            _lookup_byte(tab, o, 0, MODE),
+            _lookup_byte(tab, e, 1, MODE),
+            _lookup_byte(tab, o, 1, MODE),
+            _lookup_byte(tab, e, 2, MODE),
+            _lookup_byte(tab, o, 2, MODE),
+            _lookup_byte(tab, e, 3, MODE),
+            _lookup_byte(tab, o, 3, MODE),
+        )
 
 
 @triton.jit
@@ -322,35 +412,33 @@ def _dequant4_sym(w, t2, t3, t6, t7, D: tl.constexpr, N: tl.constexpr, PAIR: tl.
             is_pure=True,
             pack=8,
         )
-    c0, c1, c2, c3, c4, c5, c6, c7 = tl.inline_asm_elementwise(
-        _SYM4_ASM,
-        "=h,=h,=h,=h,=h,=h,=h,=h,r,r,r,r,r",
-        [w, t2, t3, t6, t7],
-        dtype=(tl.float16,) * 8,
-        is_pure=True,
-        pack=1,
-    )
+    c0, c1, c2, c3, c4, c5, c6, c7 = _word_planes(w, w, 0, 0, t2, t3, 0, 0, t6, t7, 4, _SYM4)
     return _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N, D)
 
 
 @triton.jit
-def _load_packed(rows, valid, BITS: tl.constexpr, D: tl.constexpr):
+def _load_packed(
+    rows, valid, BITS: tl.constexpr, D: tl.constexpr, FIRST: tl.constexpr = 0, COUNT: tl.constexpr = 0
+):
     """Packed indices of ``N`` rows as int32 words (``rows``: uint8 pointers ``[N]`` to the
-    first packed byte of each row, 4-byte aligned; masked rows read 0).
+    first packed byte of each row, 4-byte aligned; masked rows read 0): words ``FIRST ..
+    FIRST + COUNT - 1`` (``COUNT = 0``: all).
 
     2 and 4 bits: ``[N, D*BITS/32]`` words, index ``k`` of a word at bits ``[k*BITS, (k+1)*BITS)``.
     3 bits: ``[N, D/8]`` 24-bit group words (8 indices in 3 bytes, read as three byte planes)."""
     m = valid[:, None]
     if BITS == 3:
-        p = rows[:, None] + 3 * tl.arange(0, D // 8)[None, :]
+        n3: tl.constexpr = D // 8 if COUNT == 0 else COUNT
+        p = rows[:, None] + 3 * (FIRST + tl.arange(0, n3))[None, :]
         w = tl.load(p, mask=m, other=0).to(tl.int32)
         w = w | (tl.load(p + 1, mask=m, other=0).to(tl.int32) << 8)
         return w | (tl.load(p + 2, mask=m, other=0).to(tl.int32) << 16)
     else:
+        n: tl.constexpr = D * BITS // 32 if COUNT == 0 else COUNT
         # int32 pointers first, then the word offsets: Triton then sees each row's words as
         # contiguous and loads them 16 bytes at a time where rows are 16-byte aligned (the
         # contiguous cache; paged records of 68 bytes are only 4-byte aligned)
-        words = rows.to(tl.pointer_type(tl.int32))[:, None] + tl.arange(0, D * BITS // 32)[None, :]
+        words = rows.to(tl.pointer_type(tl.int32))[:, None] + (FIRST + tl.arange(0, n))[None, :]
         return tl.load(words, mask=m, other=0)
 
 
@@ -360,37 +448,7 @@ def _dequant(w, tab, BITS: tl.constexpr, D: tl.constexpr, N: tl.constexpr, MODE:
     :func:`_load_packed`, looked up one index at a time (``MODE``: ``_LDG`` or ``_LOAD``);
     each lookup yields one plane (index ``k`` of every word) and
     :func:`_interleave8` restores coordinate order."""
-    if BITS == 3:
-        w2 = w << 1  # index 0 through the same (shift >= 1) lookup
-        return _interleave8(
-            _lookup_bits(tab, w2, 1, 7, MODE),
-            _lookup_bits(tab, w, 3, 7, MODE),
-            _lookup_bits(tab, w, 6, 7, MODE),
-            _lookup_bits(tab, w, 9, 7, MODE),
-            _lookup_bits(tab, w, 12, 7, MODE),
-            _lookup_bits(tab, w, 15, 7, MODE),
-            _lookup_bits(tab, w, 18, 7, MODE),
-            _lookup_bits(tab, w, 21, 7, MODE),
-            N,
-            D,
-        )
-    elif BITS == 4:
-        # "spread" words hold twice the indices 0, 2, 4, 6 (e) and 1, 3, 5, 7 (o), one per byte
-        e = (w << 1) & 0x1E1E1E1E
-        o = (w >> 3) & 0x1E1E1E1E
-        return _interleave8(
-            _lookup_byte(tab, e, 0, MODE),
-            _lookup_byte(tab, o, 0, MODE),
-            _lookup_byte(tab, e, 1, MODE),
-            _lookup_byte(tab, o, 1, MODE),
-            _lookup_byte(tab, e, 2, MODE),
-            _lookup_byte(tab, o, 2, MODE),
-            _lookup_byte(tab, e, 3, MODE),
-            _lookup_byte(tab, o, 3, MODE),
-            N,
-            D,
-        )
-    else:  # BITS == 2: indices k = 4j + r in byte j of spread word s_r
+    if BITS == 2:  # indices k = 4j + r in byte j of spread word s_r
         s0 = (w << 1) & 0x06060606
         s1 = (w >> 1) & 0x06060606
         s2 = (w >> 3) & 0x06060606
@@ -420,6 +478,9 @@ def _dequant(w, tab, BITS: tl.constexpr, D: tl.constexpr, N: tl.constexpr, MODE:
             D // 2,
         )
         return tl.join(ev, od).reshape(N, D)
+    else:
+        c0, c1, c2, c3, c4, c5, c6, c7 = _word_planes(w, tab, 0, 0, 0, 0, 0, 0, 0, 0, BITS, MODE)
+        return _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N, D)
 
 
 @triton.jit
@@ -445,9 +506,71 @@ def _tile_values(
     if MODE == _SYM4:
         return _dequant4_sym(w, t2, t3, t6, t7, D, N, PAIR)
     elif MODE == _PRMT:
-        return _dequant4_prmt(w, t0, t1, t2, t3, t4, t5, t6, t7, D, N)
+        c0, c1, c2, c3, c4, c5, c6, c7 = _word_planes(w, tab, t0, t1, t2, t3, t4, t5, t6, t7, 4, _PRMT)
+        return _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N, D)
     else:
         return _dequant(w, tab, BITS, D, N, MODE)
+
+
+@triton.jit
+def _pair_planes(a, b, N: tl.constexpr, C: tl.constexpr):
+    """Planes ``a``, ``b`` ``[N, C/2]`` → ``[N, C]``, column ``2i + e`` from ``(a, b)[e]`` column ``i``."""
+    return tl.join(a, b).reshape(N, C)
+
+
+@triton.jit
+def _tile_planes(
+    lo,
+    hi,
+    tab,
+    t0,
+    t1,
+    t2,
+    t3,
+    t4,
+    t5,
+    t6,
+    t7,
+    BITS: tl.constexpr,
+    N: tl.constexpr,
+    W: tl.constexpr,
+    MODE: tl.constexpr,
+):
+    """The 8 index planes of a tile whose words (3 or 4 bits, ``W`` per row) were loaded in two
+    halves, ``lo`` = words ``[0, W/2)`` and ``hi`` = ``[W/2, W)`` (``[N, W/2]`` each): plane ``k``
+    is fp16 ``[N, W]``, column ``2i + e`` the value of index ``k`` of word ``i + e * W/2``, i.e. of
+    coordinate ``8 * (i + e * W/2) + k`` (:func:`_plane_coords`). Each plane is a dot operand
+    whose adjacent columns (one register on the tensor cores) come from one asm instance
+    (``_SYM4``: ``_SYM4_PLANES_ASM``), so no coordinate is moved between threads to restore the
+    coordinate order (the dots run over planes; the query and the output follow the order)."""
+    if MODE == _SYM4:
+        return tl.inline_asm_elementwise(
+            _SYM4_PLANES_ASM,
+            _SYM4_PLANES_CONSTRAINTS,
+            [_pair_planes(lo, hi, N, W), t2, t3, t6, t7],
+            dtype=(tl.float16,) * 8,
+            is_pure=False,
+            pack=2,
+        )
+    a0, a1, a2, a3, a4, a5, a6, a7 = _word_planes(lo, tab, t0, t1, t2, t3, t4, t5, t6, t7, BITS, MODE)
+    b0, b1, b2, b3, b4, b5, b6, b7 = _word_planes(hi, tab, t0, t1, t2, t3, t4, t5, t6, t7, BITS, MODE)
+    return (
+        _pair_planes(a0, b0, N, W),
+        _pair_planes(a1, b1, N, W),
+        _pair_planes(a2, b2, N, W),
+        _pair_planes(a3, b3, N, W),
+        _pair_planes(a4, b4, N, W),
+        _pair_planes(a5, b5, N, W),
+        _pair_planes(a6, b6, N, W),
+        _pair_planes(a7, b7, N, W),
+    )
+
+
+@triton.jit
+def _plane_coords(k: tl.constexpr, W: tl.constexpr):
+    """Coordinates of the columns of plane ``k`` of :func:`_tile_planes` (``[W]``)."""
+    c = tl.arange(0, W)
+    return 8 * (c // 2 + (c % 2) * (W // 2)) + k
 
 
 @triton.jit
@@ -483,8 +606,11 @@ def _load_tile(
     PAGED: tl.constexpr,
     PAGE: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    K_PLANES: tl.constexpr,
+    V_PLANES: tl.constexpr,
 ):
-    """Issue the loads of one tile: packed K and V words and the fp32 norms."""
+    """Issue the loads of one tile: packed K and V words (``(all, all)``, or with ``*_PLANES``
+    the halves ``(lo, hi)`` of :func:`_tile_planes`) and the fp32 norms."""
     tok = t0 + tl.arange(0, BLOCK_N)
     valid = tok < end
     if PAGED:  # token t is row t % PAGE of page blk
@@ -498,11 +624,21 @@ def _load_tile(
         kn_off = tok * stride_knt
         v_off = tok * stride_vt
         vn_off = tok * stride_vnt
-    kw = _load_packed(k_head + k_off, valid, K_BITS, D)
-    vw = _load_packed(v_head + v_off, valid, V_BITS, D)
+    if K_PLANES:
+        kw = _load_packed(k_head + k_off, valid, K_BITS, D, 0, D // 16)
+        kw2 = _load_packed(k_head + k_off, valid, K_BITS, D, D // 16, D // 16)
+    else:
+        kw = _load_packed(k_head + k_off, valid, K_BITS, D)
+        kw2 = kw
+    if V_PLANES:
+        vw = _load_packed(v_head + v_off, valid, V_BITS, D, 0, D // 16)
+        vw2 = _load_packed(v_head + v_off, valid, V_BITS, D, D // 16, D // 16)
+    else:
+        vw = _load_packed(v_head + v_off, valid, V_BITS, D)
+        vw2 = vw
     kn = tl.load(kn_head + kn_off, mask=valid, other=0.0)
     vn = tl.load(vn_head + vn_off, mask=valid, other=0.0)
-    return kw, vw, kn, vn
+    return kw, kw2, vw, vw2, kn, vn
 
 
 @triton.jit
@@ -595,9 +731,18 @@ def _split_kernel(
     K_SYM: tl.constexpr = False,
     V_SYM: tl.constexpr = False,
     PAIR: tl.constexpr = False,
+    K_PLANES: tl.constexpr = False,
+    V_PLANES: tl.constexpr = False,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
+
+    Scores are ``[G_PAD, BLOCK_N]`` (``q_rot @ K_tile^T``), so the probabilities are the A
+    operand of ``P @ V_tile`` as the first dot leaves them. ``K_PLANES``/``V_PLANES`` (3 and
+    4 bits, ``D = 128``, one warp: :func:`_plane_dots`): the tile is kept as its 8 index planes
+    (:func:`_tile_planes`) and each dot runs as 8 dots over them, the query read and the output
+    written in the planes' column order; otherwise the tile is decompressed into
+    coordinate order; otherwise the tile is decompressed into coordinate order first.
 
     ``K``/``V``: uint8 pointers at the packed bytes of (page or sequence 0, token 0, head 0);
     ``KN``/``VN``: fp32 pointers at the matching norms; strides: page-or-sequence, token,
@@ -618,10 +763,32 @@ def _split_kernel(
     g = tl.arange(0, G_PAD)
     d = tl.arange(0, D)
     gmask = g < G
-    q_t = tl.load(Q + ((b * H_KV + h) * G + g)[None, :] * D + d[:, None], mask=gmask[None, :], other=0.0)
+    q_rows = Q + ((b * H_KV + h) * G + g)[:, None] * D
+    W: tl.constexpr = D // 8  # words (3 bits: 3-byte groups) per row, columns of a plane
+    if K_PLANES:
+        q0 = tl.load(q_rows + _plane_coords(0, W)[None, :], mask=gmask[:, None], other=0.0)
+        q1 = tl.load(q_rows + _plane_coords(1, W)[None, :], mask=gmask[:, None], other=0.0)
+        q2 = tl.load(q_rows + _plane_coords(2, W)[None, :], mask=gmask[:, None], other=0.0)
+        q3 = tl.load(q_rows + _plane_coords(3, W)[None, :], mask=gmask[:, None], other=0.0)
+        q4 = tl.load(q_rows + _plane_coords(4, W)[None, :], mask=gmask[:, None], other=0.0)
+        q5 = tl.load(q_rows + _plane_coords(5, W)[None, :], mask=gmask[:, None], other=0.0)
+        q6 = tl.load(q_rows + _plane_coords(6, W)[None, :], mask=gmask[:, None], other=0.0)
+        q7 = tl.load(q_rows + _plane_coords(7, W)[None, :], mask=gmask[:, None], other=0.0)
+    else:
+        q0 = tl.load(q_rows + d[None, :], mask=gmask[:, None], other=0.0)
     m_i = tl.full([G_PAD], float("-inf"), tl.float32)
     l_i = tl.zeros([G_PAD], tl.float32)
-    acc_t = tl.zeros([D, G_PAD], tl.float32)
+    if V_PLANES:
+        a0 = tl.zeros([G_PAD, W], tl.float32)
+        a1 = tl.zeros([G_PAD, W], tl.float32)
+        a2 = tl.zeros([G_PAD, W], tl.float32)
+        a3 = tl.zeros([G_PAD, W], tl.float32)
+        a4 = tl.zeros([G_PAD, W], tl.float32)
+        a5 = tl.zeros([G_PAD, W], tl.float32)
+        a6 = tl.zeros([G_PAD, W], tl.float32)
+        a7 = tl.zeros([G_PAD, W], tl.float32)
+    else:
+        a0 = tl.zeros([G_PAD, D], tl.float32)
 
     k_head = K + h * stride_kh
     kn_head = KN + h * stride_knh
@@ -635,8 +802,9 @@ def _split_kernel(
         vn_head += b64 * stride_vnp
     K_MODE: tl.constexpr = _LOAD if _INTERPRET else (_LDG if K_BITS != 4 else (_SYM4 if K_SYM else _PRMT))
     V_MODE: tl.constexpr = _LOAD if _INTERPRET else (_LDG if V_BITS != 4 else (_SYM4 if V_SYM else _PRMT))
-    k0, k1, k2, k3, k4, k5, k6, k7 = _register_table(TAB, 0, K_MODE == _PRMT or K_MODE == _SYM4)
-    v0, v1, v2, v3, v4, v5, v6, v7 = _register_table(TAB, 8, V_MODE == _PRMT or V_MODE == _SYM4)
+    # register tables: c* of K, e* of V
+    c0, c1, c2, c3, c4, c5, c6, c7 = _register_table(TAB, 0, K_MODE == _PRMT or K_MODE == _SYM4)
+    e0, e1, e2, e3, e4, e5, e6, e7 = _register_table(TAB, 8, V_MODE == _PRMT or V_MODE == _SYM4)
 
     # PREFETCH: software pipeline, block ids two tiles ahead, packed words and norms one tile
     # ahead, so memory latency overlaps the decompression of the current tile (~55 more
@@ -644,7 +812,7 @@ def _split_kernel(
     bt_row = BT + b * stride_bt
     if PREFETCH:
         blk_next = _block_ids(bt_row, start + BLOCK_N, end, PAGED, PAGE, BLOCK_N)
-        kw, vw, kn, vn = _load_tile(
+        kw, kw2, vw, vw2, kn, vn = _load_tile(
             k_head,
             kn_head,
             v_head,
@@ -666,6 +834,8 @@ def _split_kernel(
             PAGED,
             PAGE,
             BLOCK_N,
+            K_PLANES,
+            V_PLANES,
         )
     for t0 in range(start, end, BLOCK_N):
         # the tile loaded now: the next one (PREFETCH) or this one
@@ -674,7 +844,7 @@ def _split_kernel(
             blk_after = _block_ids(bt_row, t0 + 2 * BLOCK_N, end, PAGED, PAGE, BLOCK_N)
         else:
             t_load, blk_load = t0, _block_ids(bt_row, t0, end, PAGED, PAGE, BLOCK_N)
-        kw_l, vw_l, kn_l, vn_l = _load_tile(
+        kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l = _load_tile(
             k_head,
             kn_head,
             v_head,
@@ -696,31 +866,83 @@ def _split_kernel(
             PAGED,
             PAGE,
             BLOCK_N,
+            K_PLANES,
+            V_PLANES,
         )
         if not PREFETCH:
-            kw, vw, kn, vn = kw_l, vw_l, kn_l, vn_l
+            kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
         valid = t0 + tl.arange(0, BLOCK_N) < end
-        k = _tile_values(kw, TAB, k0, k1, k2, k3, k4, k5, k6, k7, K_BITS, D, BLOCK_N, K_MODE, PAIR)
-        # scores transposed, [BLOCK_N, G_PAD]: the decompressed K tile is the row-major A
-        # operand, as it sits in registers (no transposed shared-memory store)
-        s = dot(k, q_t) * kn[:, None]  # log2-domain logits (q is pre-scaled)
-        s = tl.where(valid[:, None], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 0))
+        if K_PLANES:
+            k0, k1, k2, k3, k4, k5, k6, k7 = _tile_planes(
+                kw, kw2, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, BLOCK_N, W, K_MODE
+            )
+            s = dot(q0, tl.trans(k0))
+            s = dot(q1, tl.trans(k1), s)
+            s = dot(q2, tl.trans(k2), s)
+            s = dot(q3, tl.trans(k3), s)
+            s = dot(q4, tl.trans(k4), s)
+            s = dot(q5, tl.trans(k5), s)
+            s = dot(q6, tl.trans(k6), s)
+            s = dot(q7, tl.trans(k7), s)
+        else:
+            k = _tile_values(kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, D, BLOCK_N, K_MODE, PAIR)
+            s = dot(q0, tl.trans(k))
+        s = s * kn[None, :]  # log2-domain logits (q is pre-scaled), [G_PAD, BLOCK_N]
+        s = tl.where(valid[None, :], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
         alpha = tl.exp2(m_i - m_new)
-        p = tl.exp2(s - m_new[None, :])
-        l_i = l_i * alpha + tl.sum(p, 0)
-        v = _tile_values(vw, TAB + 128, v0, v1, v2, v3, v4, v5, v6, v7, V_BITS, D, BLOCK_N, V_MODE, PAIR)
-        # output transposed too, [D, G_PAD] += V^T P^T: both tiles are used as stored
-        acc_t = acc_t * alpha[None, :] + dot(tl.trans(v), (p * vn[:, None]).to(tl.float16))
+        p = tl.exp2(s - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        # the value norms folded into the probabilities; p is the A operand of P @ V as the
+        # score dot left it
+        pv = (p * vn[None, :]).to(tl.float16)
+        # the accumulators are rescaled only when a query head's maximum grew (in a long
+        # context, rarely after the first tiles)
+        if tl.max(m_new - m_i, 0) > 0:
+            a0 = a0 * alpha[:, None]
+            if V_PLANES:
+                a1 = a1 * alpha[:, None]
+                a2 = a2 * alpha[:, None]
+                a3 = a3 * alpha[:, None]
+                a4 = a4 * alpha[:, None]
+                a5 = a5 * alpha[:, None]
+                a6 = a6 * alpha[:, None]
+                a7 = a7 * alpha[:, None]
+        if V_PLANES:
+            v0, v1, v2, v3, v4, v5, v6, v7 = _tile_planes(
+                vw, vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, BLOCK_N, W, V_MODE
+            )
+            a0 = dot(pv, v0, a0)
+            a1 = dot(pv, v1, a1)
+            a2 = dot(pv, v2, a2)
+            a3 = dot(pv, v3, a3)
+            a4 = dot(pv, v4, a4)
+            a5 = dot(pv, v5, a5)
+            a6 = dot(pv, v6, a6)
+            a7 = dot(pv, v7, a7)
+        else:
+            v = _tile_values(vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, D, BLOCK_N, V_MODE, PAIR)
+            a0 = dot(pv, v, a0)
         m_i = m_new
         if PREFETCH:
-            kw, vw, kn, vn = kw_l, vw_l, kn_l, vn_l
+            kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
             blk_next = blk_after
 
     part = ((b * H_KV + h) * num_splits + split) * G + g
     tl.store(ML + 2 * part, m_i, mask=gmask)
     tl.store(ML + 2 * part + 1, l_i, mask=gmask)
-    tl.store(ACC + part[None, :] * D + d[:, None], acc_t, mask=gmask[None, :])
+    rows = ACC + part[:, None] * D
+    if V_PLANES:
+        tl.store(rows + _plane_coords(0, W)[None, :], a0, mask=gmask[:, None])
+        tl.store(rows + _plane_coords(1, W)[None, :], a1, mask=gmask[:, None])
+        tl.store(rows + _plane_coords(2, W)[None, :], a2, mask=gmask[:, None])
+        tl.store(rows + _plane_coords(3, W)[None, :], a3, mask=gmask[:, None])
+        tl.store(rows + _plane_coords(4, W)[None, :], a4, mask=gmask[:, None])
+        tl.store(rows + _plane_coords(5, W)[None, :], a5, mask=gmask[:, None])
+        tl.store(rows + _plane_coords(6, W)[None, :], a6, mask=gmask[:, None])
+        tl.store(rows + _plane_coords(7, W)[None, :], a7, mask=gmask[:, None])
+    else:
+        tl.store(rows + d[None, :], a0, mask=gmask[:, None])
 
 
 @triton.jit
@@ -786,6 +1008,17 @@ def _num_sms(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).multi_processor_count
     return 4
+
+
+def _plane_dots(bits: int, d: int, num_warps: int) -> bool:
+    """Whether a ``bits``-bit tile of head dim ``d`` runs as plane dots: ``d = 128`` (a plane's
+    ``d/8`` columns fill the tensor cores' 16-wide reduction; at ``d = 256`` Triton 3.6 asked
+    for 256 KB of shared memory for 3-bit K, more than an H200 has, and it was not timed), and
+    the program must be one warp
+    (with more, each of the 8 small ``[G_PAD, d/8]`` outputs is spread over warps that all need
+    the whole tile: H200, B=32, N=32K, 4-warp 128-token tiles took 1479 µs with plane dots
+    against 987 µs without)."""
+    return bits in (3, 4) and d == 128 and num_warps == 1
 
 
 def split_plan(
@@ -931,6 +1164,8 @@ def _launch(
         K_SYM=k_bits == 4 and config.symmetric_lookup and is_symmetric(k_centroids),
         V_SYM=v_bits == 4 and config.symmetric_lookup and is_symmetric(v_centroids),
         PAIR=config.pair_lookup,
+        K_PLANES=config.planes and _plane_dots(k_bits, d, config.num_warps),
+        V_PLANES=config.planes and _plane_dots(v_bits, d, config.num_warps),
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **({} if config.maxnreg is None or INTERPRET else {"maxnreg": config.maxnreg}),

@@ -544,6 +544,10 @@ def _tile_planes(
     (``_SYM4``: ``_SYM4_PLANES_ASM``), so no coordinate is moved between threads to restore the
     coordinate order (the dots run over planes; the query and the output follow the order)."""
     if MODE == _SYM4:
+        # is_pure=False hides the join from the MMA operand-width heuristic (Triton 3.6's
+        # computeOrigBitWidth halves the width when a join is among an operand's producers and
+        # then chooses kWidth = 4): with kWidth = 2, 1370 against 1547 loop instructions per
+        # 32-token tile (scripts/decode_static_report.py)
         return tl.inline_asm_elementwise(
             _SYM4_PLANES_ASM,
             _SYM4_PLANES_CONSTRAINTS,

@@ -414,10 +414,11 @@ def test_pair_lookup_gives_the_symmetric_lookups_values_in_pairs():
             assert [single[f"${j}"] for j in range(8)] == want, hex(w)
 
 
-def test_plane_lookup_gives_index_planes_of_two_words():
-    """``_SYM4_PLANES_ASM`` (a pack of 2: words a = $8, b = $9, each table word twice from $10
-    on) gives output ``n`` = the fp16 pair (c[a_n], c[b_n]) (low half first): index ``n`` of both
-    words, the values ``_SYM4_ASM`` gives one word at a time."""
+def test_plane_lookups_give_index_planes_of_two_words():
+    """``_SYM4_EVEN_ASM`` / ``_SYM4_ODD_ASM`` (a pack of 2: words a = $4, b = $5, each table
+    word twice from $6 on) give output ``j`` = the fp16 pair (c[a_n], c[b_n]) (low half first)
+    of index ``n = 2j`` / ``2j + 1`` of both words: the values ``_SYM4_ASM`` gives one word at a
+    time, as index planes."""
     from turboquant.triton import decode
 
     q = TurboQuantMSE(D, 4).to(DEV)
@@ -430,10 +431,11 @@ def test_plane_lookup_gives_index_planes_of_two_words():
         ws = [0, 0xFFFFFFFF, 0x76543210, 0xFEDCBA98]
         ws += torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist()
         for a, b in zip(ws, ws[1:] + ws[:1], strict=True):
-            ops = {"$8": a, "$9": b} | {f"${10 + 2 * t + i}": tab[t] for t in range(4) for i in range(2)}
-            regs = _run_ptx(decode._SYM4_PLANES_ASM.value, ops)
+            ops = {"$4": a, "$5": b} | {f"${6 + 2 * t + i}": tab[t] for t in range(4) for i in range(2)}
             want = [table[(a >> (4 * n)) & 0xF] | table[(b >> (4 * n)) & 0xF] << 16 for n in range(8)]
-            assert [regs[f"${n}"] for n in range(8)] == want, (hex(a), hex(b))
+            for parity, asm in enumerate((decode._SYM4_EVEN_ASM, decode._SYM4_ODD_ASM)):
+                regs = _run_ptx(asm.value, ops)
+                assert [regs[f"${j}"] for j in range(4)] == want[parity::2], (hex(a), hex(b), parity)
 
 
 def test_symmetry_check_is_remembered_and_sees_changes():

@@ -305,21 +305,29 @@ _SYM4_ASM = tl.constexpr(_sym4_asm("$8", ("$9", "$10", "$11", "$12"), None))
 # the tables words 2, 3, 6, 7; $0..$3 are the pairs of coordinates (0, 1) .. (6, 7).
 _SYM4_PAIR_ASM = tl.constexpr(_sym4_asm("$4", ("$12", "$20", "$28", "$36"), ("$0", "$1", "$2", "$3")))
 _SYM4_PAIR_CONSTRAINTS = tl.constexpr("=r,=r,=r,=r," + ",".join(["r"] * 40))
-# The symmetric lookup of two words a = $8, b = $9 (``pack=2``: two consecutive elements of one
-# thread; the table words arrive twice each, $10/$12/$14/$16 are read) into index planes: output
-# n ($n) is the fp16 pair (c[a_n], c[b_n]) of index n of both words, the register a tensor-core
-# operand takes when a and b are neighbours along the dot's reduced axis. The nibbles are first
-# interleaved, e = (a0, b0, a2, b2, ..) and o = (a1, b1, a3, b3, ..), 4 instructions per two
-# words; the lookup of e gives planes 0, 2, 4, 6 and that of o planes 1, 3, 5, 7.
-_SYM4_PLANES_ASM = tl.constexpr(
-    "{ .reg .b32 e, o, x, t, s, sh, m, la, ha, w4; "
-    "shl.b32 x, $9, 4; and.b32 x, x, 0xF0F0F0F0; and.b32 e, $8, 0x0F0F0F0F; or.b32 e, e, x; "
-    "shr.b32 x, $8, 4; and.b32 x, x, 0x0F0F0F0F; and.b32 o, $9, 0xF0F0F0F0; or.b32 o, o, x; "
-    + _sym4_body("e", ("$10", "$12", "$14", "$16"), ("$0", "$2", "$4", "$6"))
-    + _sym4_body("o", ("$10", "$12", "$14", "$16"), ("$1", "$3", "$5", "$7"))
+# The symmetric lookup of two words a = $4, b = $5 (``pack=2``: two consecutive elements of one
+# thread; the table words arrive twice each, $6/$8/$10/$12 are read) into index planes: output
+# j ($j) is the fp16 pair (c[a_n], c[b_n]) of index n = 2j (_SYM4_EVEN_ASM) or n = 2j + 1
+# (_SYM4_ODD_ASM) of both words, the register a tensor-core operand takes when a and b are
+# neighbours along the dot's reduced axis. The nibbles are first interleaved, e = (a0, b0, a2,
+# b2, ..) or (a1, b1, a3, b3, ..), 4 instructions per two words, then looked up as one word. Two
+# asm statements rather than one of 8 outputs: the dots of the even planes can run while the
+# odd ones are looked up (Triton 3.6: 1272 against 1370 loop instructions per 32-token tile,
+# 244 against 249 registers; the 8-output form kept table words in uniform registers and copied
+# them back 105 times per tile).
+_SYM4_EVEN_ASM = tl.constexpr(
+    "{ .reg .b32 e, x, t, s, sh, m, la, ha, w4; "
+    "shl.b32 x, $5, 4; and.b32 x, x, 0xF0F0F0F0; and.b32 e, $4, 0x0F0F0F0F; or.b32 e, e, x; "
+    + _sym4_body("e", ("$6", "$8", "$10", "$12"), ("$0", "$1", "$2", "$3"))
     + "}"
 )
-_SYM4_PLANES_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 8 + ["r"] * 10))
+_SYM4_ODD_ASM = tl.constexpr(
+    "{ .reg .b32 e, x, t, s, sh, m, la, ha, w4; "
+    "shr.b32 x, $4, 4; and.b32 x, x, 0x0F0F0F0F; and.b32 e, $5, 0xF0F0F0F0; or.b32 e, e, x; "
+    + _sym4_body("e", ("$6", "$8", "$10", "$12"), ("$0", "$1", "$2", "$3"))
+    + "}"
+)
+_SYM4_HALF_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 4 + ["r"] * 10))
 
 
 @triton.jit
@@ -541,21 +549,31 @@ def _tile_planes(
     is fp16 ``[N, W]``, column ``2i + e`` the value of index ``k`` of word ``i + e * W/2``, i.e. of
     coordinate ``8 * (i + e * W/2) + k`` (:func:`_plane_coords`). Each plane is a dot operand
     whose adjacent columns (one register on the tensor cores) come from one asm instance
-    (``_SYM4``: ``_SYM4_PLANES_ASM``), so no coordinate is moved between threads to restore the
-    coordinate order (the dots run over planes; the query and the output follow the order)."""
+    (``_SYM4``: ``_SYM4_EVEN_ASM``, ``_SYM4_ODD_ASM``); the dots run over the planes and the
+    query and the output follow their order, so the coordinate order is never restored."""
     if MODE == _SYM4:
         # is_pure=False hides the join from the MMA operand-width heuristic (Triton 3.6's
         # computeOrigBitWidth halves the width when a join is among an operand's producers and
         # then chooses kWidth = 4): with kWidth = 2, 1370 against 1547 loop instructions per
-        # 32-token tile (scripts/decode_static_report.py)
-        return tl.inline_asm_elementwise(
-            _SYM4_PLANES_ASM,
-            _SYM4_PLANES_CONSTRAINTS,
-            [_pair_planes(lo, hi, N, W), t2, t3, t6, t7],
-            dtype=(tl.float16,) * 8,
+        # 32-token tile (scripts/decode_static_report.py, one 8-output asm then)
+        x = _pair_planes(lo, hi, N, W)
+        p0, p2, p4, p6 = tl.inline_asm_elementwise(
+            _SYM4_EVEN_ASM,
+            _SYM4_HALF_CONSTRAINTS,
+            [x, t2, t3, t6, t7],
+            dtype=(tl.float16,) * 4,
             is_pure=False,
             pack=2,
         )
+        p1, p3, p5, p7 = tl.inline_asm_elementwise(
+            _SYM4_ODD_ASM,
+            _SYM4_HALF_CONSTRAINTS,
+            [x, t2, t3, t6, t7],
+            dtype=(tl.float16,) * 4,
+            is_pure=False,
+            pack=2,
+        )
+        return p0, p1, p2, p3, p4, p5, p6, p7
     a0, a1, a2, a3, a4, a5, a6, a7 = _word_planes(lo, tab, t0, t1, t2, t3, t4, t5, t6, t7, BITS, MODE)
     b0, b1, b2, b3, b4, b5, b6, b7 = _word_planes(hi, tab, t0, t1, t2, t3, t4, t5, t6, t7, BITS, MODE)
     return (
@@ -881,12 +899,12 @@ def _split_kernel(
                 kw, kw2, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, BLOCK_N, W, K_MODE
             )
             s = dot(q0, tl.trans(k0))
-            s = dot(q1, tl.trans(k1), s)
             s = dot(q2, tl.trans(k2), s)
-            s = dot(q3, tl.trans(k3), s)
             s = dot(q4, tl.trans(k4), s)
-            s = dot(q5, tl.trans(k5), s)
             s = dot(q6, tl.trans(k6), s)
+            s = dot(q1, tl.trans(k1), s)
+            s = dot(q3, tl.trans(k3), s)
+            s = dot(q5, tl.trans(k5), s)
             s = dot(q7, tl.trans(k7), s)
         else:
             k = _tile_values(kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, D, BLOCK_N, K_MODE, PAIR)
@@ -917,12 +935,12 @@ def _split_kernel(
                 vw, vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, BLOCK_N, W, V_MODE
             )
             a0 = dot(pv, v0, a0)
-            a1 = dot(pv, v1, a1)
             a2 = dot(pv, v2, a2)
-            a3 = dot(pv, v3, a3)
             a4 = dot(pv, v4, a4)
-            a5 = dot(pv, v5, a5)
             a6 = dot(pv, v6, a6)
+            a1 = dot(pv, v1, a1)
+            a3 = dot(pv, v3, a3)
+            a5 = dot(pv, v5, a5)
             a7 = dot(pv, v7, a7)
         else:
             v = _tile_values(vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, D, BLOCK_N, V_MODE, PAIR)

@@ -689,10 +689,15 @@ def _prep_kernel(
     d = tl.arange(0, D)
     gmask = (g < G)[:, None]
     q = tl.load(Q + b * stride_qb + (h * G + g)[:, None] * stride_qh + d[None, :], mask=gmask, other=0.0)
-    rot_t = tl.load(ROT + d[None, :] * stride_r0 + d[:, None] * stride_r1)  # Pi.T
-    q_rot = tl.dot(q.to(tl.float32), rot_t, input_precision="tf32x3") * qk_scale
     row = b * tl.num_programs(0) * G + h * G + g
-    tl.store(QOUT + row[:, None] * D + d[None, :], q_rot.to(tl.float16), mask=gmask)
+    # output columns in blocks: an fp32 [D, BLOCK_J] operand of the rotation in shared memory
+    # (a whole [256, 256] one, 256 KB, is more than an H200 has)
+    BLOCK_J: tl.constexpr = D if D <= 128 else 64
+    for j0 in tl.static_range(0, D, BLOCK_J):
+        j = j0 + tl.arange(0, BLOCK_J)
+        rot_t = tl.load(ROT + j[None, :] * stride_r0 + d[:, None] * stride_r1)  # Pi.T[:, j]
+        q_rot = tl.dot(q.to(tl.float32), rot_t, input_precision="tf32x3") * qk_scale
+        tl.store(QOUT + row[:, None] * D + j[None, :], q_rot.to(tl.float16), mask=gmask)
     if (h == 0) & (b == 0):
         i = tl.arange(0, 16)
         kc = tl.load(KC + i, mask=i < NK, other=0.0).to(tl.float16)
@@ -1016,10 +1021,13 @@ def _reduce_kernel(
         acc = acc * alpha[:, None] + tl.dot(sel.to(tl.float32), a * w[:, None], input_precision="tf32x3")
         m = m_new
     out_rot = acc / tl.where(total > 0, total, 1.0)[:, None]
-    rot = tl.load(ROT + d[:, None] * stride_r0 + d[None, :] * stride_r1)
-    out = tl.dot(out_rot, rot, input_precision="tf32x3")
-    ptrs = OUT + b * stride_ob + (h * G + g)[:, None] * stride_oh + d[None, :]
-    tl.store(ptrs, out.to(OUT.dtype.element_ty), mask=(g < G)[:, None])
+    BLOCK_J: tl.constexpr = D if D <= 128 else 64  # as in _prep_kernel
+    for j0 in tl.static_range(0, D, BLOCK_J):
+        j = j0 + tl.arange(0, BLOCK_J)
+        rot = tl.load(ROT + d[:, None] * stride_r0 + j[None, :] * stride_r1)
+        out = tl.dot(out_rot, rot, input_precision="tf32x3")
+        ptrs = OUT + b * stride_ob + (h * G + g)[:, None] * stride_oh + j[None, :]
+        tl.store(ptrs, out.to(OUT.dtype.element_ty), mask=(g < G)[:, None])
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -1033,13 +1041,11 @@ def _num_sms(device: torch.device) -> int:
 
 
 def _plane_dots(bits: int, d: int, num_warps: int) -> bool:
-    """Whether a ``bits``-bit tile of head dim ``d`` runs as plane dots: ``d = 128`` (a plane's
-    ``d/8`` columns fill the tensor cores' 16-wide reduction; at ``d = 256`` Triton 3.6 asked
-    for 256 KB of shared memory for 3-bit K, more than an H200 has, and it was not timed), and
-    the program must be one warp
-    (with more, each of the 8 small ``[G_PAD, d/8]`` outputs is spread over warps that all need
-    the whole tile: H200, B=32, N=32K, 4-warp 128-token tiles took 1479 µs with plane dots
-    against 987 µs without)."""
+    """Whether a ``bits``-bit tile of head dim ``d`` runs as plane dots: ``d = 128`` (the one
+    timed; at 64 a plane's ``d/8`` columns do not fill the tensor cores' 16-wide reduction; 256
+    was neither run on a GPU nor timed with them) and a one-warp program (with more, each of the 8 small
+    ``[G_PAD, d/8]`` outputs is spread over warps that all need the whole tile: H200, B=32,
+    N=32K, 4-warp 128-token tiles took 1479 µs with plane dots against 987 µs without)."""
     return bits in (3, 4) and d == 128 and num_warps == 1
 
 
@@ -1205,8 +1211,11 @@ def _launch(
         G=g,
         G_PAD=g_pad,
         D=d,
-        ROWS=max(16, 16384 // d),
-        num_warps=8 if d >= 128 else 4,
+        # 32 rows of 4 warps at d=128 (H200, session 15, the reduce alone in CUDA graphs:
+        # 7.7 / 11.3 / 12.6 / 9.1 µs at B=8 with 16 and 33 splits, B=32 with 17 and 2, against
+        # 8.8 / 12.8 / 16.8 / 16.5 µs with 128 rows of 8 warps)
+        ROWS=max(16, 4096 // d),
+        num_warps=4,
     )
     return out
 

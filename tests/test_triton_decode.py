@@ -105,7 +105,7 @@ def test_plane_dots_match_reference(d, bits, group, block_n):
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
     ref = tq_paged_decode_reference(*args)
     for planes, symmetric in ((True, True), (True, False), (False, True)):
-        cfg = DecodeConfig(block_n=block_n, planes=planes, symmetric_lookup=symmetric)
+        cfg = DecodeConfig(block_n=block_n, planes=planes, symmetric_lookup=symmetric, planes_min_chunk=0)
         _close(tq_paged_decode(*args, num_splits=2, config=cfg), ref, torch.float16)
 
 
@@ -189,6 +189,8 @@ def test_sm_scale_and_split_plan():
         DecodeConfig(pair_lookup=1)
     with pytest.raises(TypeError, match="planes: expected a bool"):
         DecodeConfig(planes="yes")
+    with pytest.raises(ValueError, match="invalid launch parameters"):
+        DecodeConfig(planes_min_chunk=-1)
 
 
 def test_default_config_by_work():

@@ -1205,6 +1205,12 @@ def _launch(
         num_stages=config.num_stages,
         **({} if config.maxnreg is None or INTERPRET else {"maxnreg": config.maxnreg}),
     )
+    # from 64 (sequence, KV head) programs on, 32 rows of 4 warps per step at d=128 (H200,
+    # session 15, the reduce alone in CUDA graphs: 7.7 / 11.3 / 12.6 / 9.1 µs at B=8 with 16
+    # and 33 splits, B=32 with 17 and 2, against 8.8 / 12.8 / 16.8 / 16.5 µs with 128 rows of
+    # 8 warps); fewer programs (B=1) keep 128 rows of 8 warps (B=1 calls took 1-2 µs longer
+    # with the small steps: N=4K 20.0 against 19.3 µs, N=32K 54.9 against 52.9 µs)
+    few = b * h_kv < 64
     _reduce_kernel[(h_kv, b)](
         acc,
         ml,
@@ -1218,11 +1224,8 @@ def _launch(
         G=g,
         G_PAD=g_pad,
         D=d,
-        # 32 rows of 4 warps at d=128 (H200, session 15, the reduce alone in CUDA graphs:
-        # 7.7 / 11.3 / 12.6 / 9.1 µs at B=8 with 16 and 33 splits, B=32 with 17 and 2, against
-        # 8.8 / 12.8 / 16.8 / 16.5 µs with 128 rows of 8 warps)
-        ROWS=max(16, 4096 // d),
-        num_warps=4,
+        ROWS=max(16, (16384 if few else 4096) // d),
+        num_warps=8 if few and d >= 128 else 4,
     )
     return out
 

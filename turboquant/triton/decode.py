@@ -1208,9 +1208,10 @@ def _launch(
     # from 64 (sequence, KV head) programs on, 32 rows of 4 warps per step at d=128 (H200,
     # session 15, the reduce alone in CUDA graphs: 7.7 / 11.3 / 12.6 / 9.1 µs at B=8 with 16
     # and 33 splits, B=32 with 17 and 2, against 8.8 / 12.8 / 16.8 / 16.5 µs with 128 rows of
-    # 8 warps); fewer programs (B=1) keep 128 rows of 8 warps (B=1 calls took 1-2 µs longer
-    # with the small steps: N=4K 20.0 against 19.3 µs, N=32K 54.9 against 52.9 µs)
-    few = b * h_kv < 64
+    # 8 warps); fewer programs with more than 64 rows each (B=1 from N=4K) keep 128 rows of 8
+    # warps (B=1 calls took 1-2 µs longer with the small steps: N=4K 20.1 against 19.3 µs, N=32K
+    # 54.7 against 52.9 µs; at N=1K, 32 rows, 15.9 against 17.7 µs)
+    few = b * h_kv < 64 and splits * g > 64
     _reduce_kernel[(h_kv, b)](
         acc,
         ml,

@@ -29,7 +29,7 @@ fi
 
 if want decode; then
 echo "== decode attention (CUDA-graph replays)"
-timeout 150 python3 scripts/bench_decode.py --graph --check --batches 1 8 32 --contexts 1024 4096 16384 32768 65536 \
+timeout 300 python3 scripts/bench_decode.py --graph --check --batches 1 8 32 --contexts 1024 4096 16384 32768 65536 \
   >"$out/decode.jsonl" 2>"$out/decode.err"
 grep -E '"B": 8' "$out/decode.jsonl" | grep -v check | cut -c1-220
 fi

@@ -368,22 +368,30 @@ def test_register_table_lookup_matches_the_codebook():
             assert [regs[f"${j}"] for j in range(8)] == want, hex(w)
 
 
+def _symmetric_cases(seed: int):
+    """For a symmetric K and V codebook: (fp16 bits of the 16 entries, the register-table words
+    2, 3, 6, 7 ``_prep_kernel`` writes, packed words to look up: corner cases and 64 random)."""
+    q = TurboQuantMSE(D, 4).to(DEV)
+    k_cb, v_cb = q.centroids, q.centroids * 0.37
+    words = _prep_tables(q, k_cb, v_cb)
+    gen = torch.Generator().manual_seed(seed)
+    for first, cb in ((0, k_cb), (8, v_cb)):
+        table = [b & 0xFFFF for b in cb.to(torch.float16).view(torch.int16).tolist()]
+        tab = [words[first + i] & 0xFFFFFFFF for i in (2, 3, 6, 7)]
+        ws = [0, 0xFFFFFFFF, 0x76543210, 0xFEDCBA98]
+        ws += torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist()
+        yield table, tab, ws
+
+
 def test_symmetric_register_table_lookup_matches_the_codebook():
     """``_SYM4_ASM`` with words 2, 3, 6, 7 of ``_prep_kernel``'s tables (the positive half of a
     symmetric codebook) gives ``c[idx]`` (fp16 bits) for all 8 indices of a packed word."""
     from turboquant.triton import decode
 
-    q = TurboQuantMSE(D, 4).to(DEV)
-    k_cb, v_cb = q.centroids, q.centroids * 0.37
-    assert decode.is_symmetric(k_cb) and decode.is_symmetric(v_cb)
-    words = _prep_tables(q, k_cb, v_cb)
-    gen = torch.Generator().manual_seed(3)
-    for first, cb in ((0, k_cb), (8, v_cb)):
-        table = [b & 0xFFFF for b in cb.to(torch.float16).view(torch.int16).tolist()]
-        ws = [0, 0xFFFFFFFF, 0x76543210, 0xFEDCBA98]
-        ws += torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist()
+    c = TurboQuantMSE(D, 4).centroids
+    assert decode.is_symmetric(c) and decode.is_symmetric(c * 0.37)  # _symmetric_cases' codebooks
+    for table, tab, ws in _symmetric_cases(seed=3):
         for w in ws:
-            tab = [words[first + i] & 0xFFFFFFFF for i in (2, 3, 6, 7)]
             ops = {"$8": w} | {f"${9 + i}": t for i, t in enumerate(tab)}
             regs = _run_ptx(decode._SYM4_ASM.value, ops)
             want = [table[(w >> (4 * j)) & 0xF] for j in range(8)]
@@ -396,15 +404,7 @@ def test_pair_lookup_gives_the_symmetric_lookups_values_in_pairs():
     (low half first) of every packed word, the values ``_SYM4_ASM`` gives one by one."""
     from turboquant.triton import decode
 
-    q = TurboQuantMSE(D, 4).to(DEV)
-    k_cb, v_cb = q.centroids, q.centroids * 0.37
-    words = _prep_tables(q, k_cb, v_cb)
-    gen = torch.Generator().manual_seed(5)
-    for first, cb in ((0, k_cb), (8, v_cb)):
-        table = [b & 0xFFFF for b in cb.to(torch.float16).view(torch.int16).tolist()]
-        tab = [words[first + i] & 0xFFFFFFFF for i in (2, 3, 6, 7)]
-        ws = [0, 0xFFFFFFFF, 0x76543210, 0xFEDCBA98]
-        ws += torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist()
+    for table, tab, ws in _symmetric_cases(seed=5):
         for w in ws:
             ops = {f"${4 + i}": w for i in range(8)}
             ops |= {f"${12 + 8 * t + i}": tab[t] for t in range(4) for i in range(8)}
@@ -423,15 +423,7 @@ def test_plane_lookups_give_index_planes_of_two_words():
     time, as index planes."""
     from turboquant.triton import decode
 
-    q = TurboQuantMSE(D, 4).to(DEV)
-    k_cb, v_cb = q.centroids, q.centroids * 0.37
-    words = _prep_tables(q, k_cb, v_cb)
-    gen = torch.Generator().manual_seed(11)
-    for first, cb in ((0, k_cb), (8, v_cb)):
-        table = [b & 0xFFFF for b in cb.to(torch.float16).view(torch.int16).tolist()]
-        tab = [words[first + i] & 0xFFFFFFFF for i in (2, 3, 6, 7)]
-        ws = [0, 0xFFFFFFFF, 0x76543210, 0xFEDCBA98]
-        ws += torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist()
+    for table, tab, ws in _symmetric_cases(seed=11):
         for a, b in zip(ws, ws[1:] + ws[:1], strict=True):
             ops = {"$4": a, "$5": b} | {f"${6 + 2 * t + i}": tab[t] for t in range(4) for i in range(2)}
             want = [table[(a >> (4 * n)) & 0xF] | table[(b >> (4 * n)) & 0xF] << 16 for n in range(8)]

@@ -426,7 +426,7 @@ def _dequant4_sym(w, t2, t3, t6, t7, D: tl.constexpr, N: tl.constexpr, PAIR: tl.
             is_pure=True,
             pack=8,
         )
-    c0, c1, c2, c3, c4, c5, c6, c7 = _word_planes(w, w, 0, 0, t2, t3, 0, 0, t6, t7, 4, _SYM4)
+    c0, c1, c2, c3, c4, c5, c6, c7 = _word_planes(w, 0, 0, 0, t2, t3, 0, 0, t6, t7, 4, _SYM4)
     return _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N, D)
 
 
@@ -457,44 +457,40 @@ def _load_packed(
 
 
 @triton.jit
-def _dequant(w, tab, BITS: tl.constexpr, D: tl.constexpr, N: tl.constexpr, MODE: tl.constexpr):
-    """Codebook values ``c[idx]`` (fp16 ``[N, D]``, coordinate order, no norm) of the words of
-    :func:`_load_packed`, looked up one index at a time (``MODE``: ``_LDG`` or ``_LOAD``);
-    each lookup yields one plane (index ``k`` of every word) and
-    :func:`_interleave8` restores coordinate order."""
-    if BITS == 2:  # indices k = 4j + r in byte j of spread word s_r
-        s0 = (w << 1) & 0x06060606
-        s1 = (w >> 1) & 0x06060606
-        s2 = (w >> 3) & 0x06060606
-        s3 = (w >> 5) & 0x06060606
-        ev = _interleave8(  # even indices 0, 2, ..., 14
-            _lookup_byte(tab, s0, 0, MODE),
-            _lookup_byte(tab, s2, 0, MODE),
-            _lookup_byte(tab, s0, 1, MODE),
-            _lookup_byte(tab, s2, 1, MODE),
-            _lookup_byte(tab, s0, 2, MODE),
-            _lookup_byte(tab, s2, 2, MODE),
-            _lookup_byte(tab, s0, 3, MODE),
-            _lookup_byte(tab, s2, 3, MODE),
-            N,
-            D // 2,
-        )
-        od = _interleave8(  # odd indices 1, 3, ..., 15
-            _lookup_byte(tab, s1, 0, MODE),
-            _lookup_byte(tab, s3, 0, MODE),
-            _lookup_byte(tab, s1, 1, MODE),
-            _lookup_byte(tab, s3, 1, MODE),
-            _lookup_byte(tab, s1, 2, MODE),
-            _lookup_byte(tab, s3, 2, MODE),
-            _lookup_byte(tab, s1, 3, MODE),
-            _lookup_byte(tab, s3, 3, MODE),
-            N,
-            D // 2,
-        )
-        return tl.join(ev, od).reshape(N, D)
-    else:
-        c0, c1, c2, c3, c4, c5, c6, c7 = _word_planes(w, tab, 0, 0, 0, 0, 0, 0, 0, 0, BITS, MODE)
-        return _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N, D)
+def _dequant2(w, tab, D: tl.constexpr, N: tl.constexpr, MODE: tl.constexpr):
+    """Codebook values ``c[idx]`` (fp16 ``[N, D]``, coordinate order, no norm) of the 2-bit words
+    of :func:`_load_packed`, looked up one index at a time (``MODE``: ``_LDG`` or ``_LOAD``);
+    each lookup yields one plane (index ``k`` of every word) and :func:`_interleave8` restores
+    coordinate order. Indices ``k = 4j + r`` sit in byte ``j`` of spread word ``s_r``."""
+    s0 = (w << 1) & 0x06060606
+    s1 = (w >> 1) & 0x06060606
+    s2 = (w >> 3) & 0x06060606
+    s3 = (w >> 5) & 0x06060606
+    ev = _interleave8(  # even indices 0, 2, ..., 14
+        _lookup_byte(tab, s0, 0, MODE),
+        _lookup_byte(tab, s2, 0, MODE),
+        _lookup_byte(tab, s0, 1, MODE),
+        _lookup_byte(tab, s2, 1, MODE),
+        _lookup_byte(tab, s0, 2, MODE),
+        _lookup_byte(tab, s2, 2, MODE),
+        _lookup_byte(tab, s0, 3, MODE),
+        _lookup_byte(tab, s2, 3, MODE),
+        N,
+        D // 2,
+    )
+    od = _interleave8(  # odd indices 1, 3, ..., 15
+        _lookup_byte(tab, s1, 0, MODE),
+        _lookup_byte(tab, s3, 0, MODE),
+        _lookup_byte(tab, s1, 1, MODE),
+        _lookup_byte(tab, s3, 1, MODE),
+        _lookup_byte(tab, s1, 2, MODE),
+        _lookup_byte(tab, s3, 2, MODE),
+        _lookup_byte(tab, s1, 3, MODE),
+        _lookup_byte(tab, s3, 3, MODE),
+        N,
+        D // 2,
+    )
+    return tl.join(ev, od).reshape(N, D)
 
 
 @triton.jit
@@ -519,11 +515,11 @@ def _tile_values(
     only; ``PAIR``: see :func:`_dequant4_sym`)."""
     if MODE == _SYM4:
         return _dequant4_sym(w, t2, t3, t6, t7, D, N, PAIR)
-    elif MODE == _PRMT:
-        c0, c1, c2, c3, c4, c5, c6, c7 = _word_planes(w, tab, t0, t1, t2, t3, t4, t5, t6, t7, 4, _PRMT)
-        return _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N, D)
+    elif BITS == 2:
+        return _dequant2(w, tab, D, N, MODE)
     else:
-        return _dequant(w, tab, BITS, D, N, MODE)
+        c0, c1, c2, c3, c4, c5, c6, c7 = _word_planes(w, tab, t0, t1, t2, t3, t4, t5, t6, t7, BITS, MODE)
+        return _interleave8(c0, c1, c2, c3, c4, c5, c6, c7, N, D)
 
 
 @triton.jit
@@ -774,8 +770,8 @@ def _split_kernel(
     operand of ``P @ V_tile`` as the first dot leaves them. ``K_PLANES``/``V_PLANES`` (3 and
     4 bits, ``D = 128``, one warp: :func:`_plane_dots`): the tile is kept as its 8 index planes
     (:func:`_tile_planes`) and each dot runs as 8 dots over them, the query read and the output
-    written in the planes' column order; otherwise the tile is decompressed into
-    coordinate order; otherwise the tile is decompressed into coordinate order first.
+    written in the planes' column order; otherwise the tile is decompressed into coordinate
+    order first.
 
     ``K``/``V``: uint8 pointers at the packed bytes of (page or sequence 0, token 0, head 0);
     ``KN``/``VN``: fp32 pointers at the matching norms; strides: page-or-sequence, token,
@@ -1047,11 +1043,12 @@ def _num_sms(device: torch.device) -> int:
 
 
 def _plane_dots(bits: int, d: int, num_warps: int) -> bool:
-    """Whether a ``bits``-bit tile of head dim ``d`` runs as plane dots: ``d = 128`` (the one
+    """Whether a ``bits``-bit tile of head dim ``d`` can run as plane dots: ``d = 128`` (the one
     timed; at 64 a plane's ``d/8`` columns do not fill the tensor cores' 16-wide reduction; 256
-    was neither run on a GPU nor timed with them) and a one-warp program (with more, each of the 8 small
-    ``[G_PAD, d/8]`` outputs is spread over warps that all need the whole tile: H200, B=32,
-    N=32K, 4-warp 128-token tiles took 1479 µs with plane dots against 987 µs without)."""
+    was neither run on a GPU nor timed with them) and a one-warp program (with more, each of
+    the 8 small ``[G_PAD, d/8]`` outputs is spread over warps that all need the whole tile:
+    H200, B=32, N=32K, 4-warp 128-token tiles took 1479 µs with plane dots against 987 µs
+    without)."""
     return bits in (3, 4) and d == 128 and num_warps == 1
 
 

@@ -192,9 +192,15 @@ def _bench_tq(time_fn, emit, base, q, n, bits, quantizer, t_flash, gen, args) ->
         coord = dataclasses.replace(cfg, planes=False)
         t = time_fn(lambda: paged(coord))
         emit(result(f"tq_paged_{name}[coord]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
-    if getattr(args, "sweep", False) and bits == 4:
+    if cfg.pdl:  # A/B: the three kernels launched one after the other (no programmatic launch)
+        t = time_fn(lambda: paged(dataclasses.replace(cfg, pdl=False)))
+        emit(result(f"tq_paged_{name}[no pdl]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
+    if bits == 3 and cfg.symmetric_lookup:  # A/B: the L1-table lookups of the 3-bit indices
+        t = time_fn(lambda: paged(dataclasses.replace(cfg, symmetric_lookup=False)))
+        emit(result(f"tq_paged_{name}[l1 table]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
+    if getattr(args, "sweep", False) and bits in getattr(args, "sweep_bits", (4,)):
         for cfg in _sweep_configs():
-            emit(result("tq_paged_k4v4_sweep", time_fn(lambda c=cfg: paged(c)), config=vars(cfg)))
+            emit(result(f"tq_paged_{name}_sweep", time_fn(lambda c=cfg: paged(c)), config=vars(cfg)))
     if getattr(args, "check", False):  # the last sequence against the plain-torch reference
         out = paged()[-1:].float()
         ref = tq_paged_decode_reference(q3[-1:], pool, layout, table[-1:], lens[-1:], rot, cb, cb).float()
@@ -232,6 +238,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=list(DEFAULT_BATCHES))
     parser.add_argument("--contexts", type=int, nargs="+", default=list(DEFAULT_CONTEXTS))
     parser.add_argument("--sweep", action="store_true", help="also time launch configurations")
+    parser.add_argument("--sweep-bits", type=int, nargs="+", default=[4], help="K/V widths --sweep covers")
     parser.add_argument("--check", action="store_true", help="check results against the reference")
     parser.add_argument("--graph", action="store_true", help="time CUDA-graph replays (no CPU overhead)")
     parser.add_argument("--profile", action="store_true", help="per-kernel times of the paged call")

@@ -1,8 +1,13 @@
 """Split-K decode kernels (paged and contiguous) against their plain-torch references."""
 
+import dataclasses
+
 import pytest
 import torch
+import triton
+import triton.language as tl
 
+import turboquant.triton.decode as decode_module
 from turboquant.paged import PagedKVLayout, allocate_pool, write_kv_reference
 from turboquant.quantizer import TurboQuantMSE
 from turboquant.triton.decode import (
@@ -189,6 +194,8 @@ def test_sm_scale_and_split_plan():
         DecodeConfig(pair_lookup=1)
     with pytest.raises(TypeError, match="planes: expected a bool"):
         DecodeConfig(planes="yes")
+    with pytest.raises(TypeError, match="pdl: expected a bool"):
+        DecodeConfig(pdl=None)
     with pytest.raises(ValueError, match="invalid launch parameters"):
         DecodeConfig(planes_min_chunk=-1)
 
@@ -219,6 +226,43 @@ def test_small_work_config_matches_reference():
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
     ref = tq_paged_decode_reference(*args)
     _close(tq_paged_decode(*args, config=WIDE_TILE_CONFIG), ref, torch.float16)
+
+
+HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 9
+
+
+@pytest.mark.skipif(not HOPPER, reason="programmatic dependent launch needs an sm_90 or later GPU")
+@pytest.mark.parametrize(
+    "d, config",
+    [(128, DEFAULT_CONFIG), (128, WIDE_TILE_CONFIG), (64, MID_WORK_CONFIG), (256, DEFAULT_CONFIG)],
+)
+def test_programmatic_launch_gives_the_serial_launches_outputs(d, config):
+    """``DecodeConfig.pdl``: the split kernel starts before the prep kernel has finished and the
+    reduce kernel before the split kernel has. Calls back to back with a new query each (the
+    buffers of one call are the previous call's, so reading them too early gives the previous
+    query's scores) must give the outputs of serial launches, bit for bit, in eager mode and
+    replayed from a CUDA graph."""
+    lens = [0, 700, 1500, 64]
+    lay, pool, table, seq_lens, kq, vq = _paged_batch(lens, 2, 4, 4, 16, max_blocks=100, d=d)
+    args = (pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
+    gen = torch.Generator(device=DEV).manual_seed(1)
+    qs = torch.randn(6, len(lens), 8, d, device=DEV, dtype=torch.bfloat16, generator=gen)
+    fixed = dict(validate=False, max_seq_len=max(lens))  # no host syncs: capturable
+    serial = [tq_paged_decode(q, *args, config=dataclasses.replace(config, pdl=False), **fixed) for q in qs]
+    _close(serial[1], tq_paged_decode_reference(qs[1], *args), torch.bfloat16)
+    eager = [tq_paged_decode(q, *args, config=config, **fixed) for q in qs]
+    q_in = qs[0].clone()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = tq_paged_decode(q_in, *args, config=config, **fixed)
+    replayed = []
+    for q in qs:
+        q_in.copy_(q)
+        graph.replay()
+        replayed.append(out.clone())
+    for i in range(len(qs)):
+        assert torch.equal(eager[i], serial[i]), i
+        assert torch.equal(replayed[i], serial[i]), i
 
 
 def test_decode_errors():
@@ -321,8 +365,9 @@ def _run_ptx(asm: str, operands: dict, memory: dict | None = None) -> dict:
     return regs
 
 
-def _prep_tables(q, k_cb, v_cb):
-    """The 16 register-table words ``_prep_kernel`` writes for codebooks ``k_cb``, ``v_cb``."""
+def _prep_tables(q, k_cb, v_cb, n: int = 16):
+    """The 16 register-table words ``_prep_kernel`` writes for codebooks ``k_cb``, ``v_cb`` of
+    ``n`` entries each."""
     from turboquant.triton import decode
 
     half = torch.zeros(2 * 128 + 4 * D, dtype=torch.float16, device=DEV)
@@ -342,8 +387,8 @@ def _prep_tables(q, k_cb, v_cb):
         G=4,
         G_PAD=16,
         D=D,
-        NK=16,
-        NV=16,
+        NK=n,
+        NV=n,
     )
     return tab[16:].view(torch.int32)[:16].tolist()
 
@@ -481,3 +526,32 @@ def test_many_splits_odd_group_reduce():
     cfg = DecodeConfig(block_n=16)
     out = tq_paged_decode(*args, num_splits=100, config=cfg)
     _close(out, tq_paged_decode_reference(*args), torch.float16)
+
+
+@triton.jit
+def _sym_words_kernel(W, OUT, BITS: tl.constexpr, MODE: tl.constexpr, N: tl.constexpr):
+    i = tl.arange(0, N)
+    tl.store(OUT + i, decode_module._sym_words(tl.load(W + i), BITS, MODE))
+
+
+def test_symmetric_3bit_lookup_matches_the_codebook():
+    """3-bit groups through ``_sym_words`` (one index per nibble, plus 4) and ``_SYM4_ASM`` with
+    words 2, 3, 6, 7 of ``_prep_kernel``'s tables for 8-entry codebooks give ``c[idx]`` (fp16
+    bits) for all 8 indices of a group, in index order."""
+    q = TurboQuantMSE(D, 3).to(DEV)
+    k_cb, v_cb = q.centroids, q.centroids * 0.37
+    assert decode_module.is_symmetric(k_cb) and decode_module.is_symmetric(v_cb)
+    words = _prep_tables(q, k_cb, v_cb, n=8)
+    gen = torch.Generator().manual_seed(5)
+    groups = [0, 0xFFFFFF, 0b111_110_101_100_011_010_001_000, 0b000_001_010_011_100_101_110_111]
+    groups += torch.randint(0, 2**24, (60,), generator=gen, dtype=torch.int64).tolist()
+    w = torch.tensor(groups, dtype=torch.int32, device=DEV)
+    spread = torch.empty_like(w)
+    _sym_words_kernel[(1,)](w, spread, BITS=3, MODE=decode_module._SYM4.value, N=len(groups))
+    for first, cb in ((0, k_cb), (8, v_cb)):
+        table = [b & 0xFFFF for b in cb.to(torch.float16).view(torch.int16).tolist()]
+        tab = [words[first + i] & 0xFFFFFFFF for i in (2, 3, 6, 7)]
+        for g, x in zip(groups, spread.tolist(), strict=True):
+            ops = {"$8": x & 0xFFFFFFFF} | {f"${9 + i}": t for i, t in enumerate(tab)}
+            regs = _run_ptx(decode_module._SYM4_ASM.value, ops)
+            assert [regs[f"${j}"] for j in range(8)] == [table[(g >> (3 * j)) & 7] for j in range(8)], hex(g)

@@ -22,10 +22,12 @@ contiguous compressed tensors of the Hugging Face cache. Both run the same three
    back, ``out = acc @ Pi``.
 
 Unpacking: 4-bit and 2-bit rows are read as int32 words (8 or 16 indices each; records are
-4-byte aligned), 3-bit rows as three byte planes (8 indices in 3 bytes). 4-bit indices go
-through a register table with byte permutes (``prmt``, no memory traffic); 2- and 3-bit
-indices through an L1-resident table, one index plane at a time; outside the plane dots a
-tree of ``tl.join`` restores coordinate order.
+4-byte aligned), 3-bit rows as words too (4 groups of 8 indices in 3 words; at head_dim 64 as
+three byte planes). 4-bit indices, and 3-bit ones of a symmetric codebook from head_dim 128
+(spread to nibbles, :func:`_sym_words`), go through a register table with byte permutes
+(``prmt``, no memory traffic); 2-bit and other 3-bit indices through an L1-resident table, one
+index plane at a time; outside the plane dots a tree of ``tl.join`` restores coordinate order.
+On Hopper and later the three kernels overlap their launches (``DecodeConfig.pdl``).
 
 Each kernel's plain-torch reference is ``tq_decode_reference`` /
 ``tq_paged_decode_reference`` (dequantize + fp32 softmax attention).
@@ -40,6 +42,7 @@ from functools import cache
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from ..packing import unpack_indices
 from ..paged import PagedKVLayout, check_block_tables, check_pool, read_slots, sequence_slots
@@ -50,8 +53,9 @@ from .compress import INTERPRET, dot, infer_bits
 DECODE_HEAD_DIMS = (64, 128, 256)
 LOG2E = 1.4426950408889634
 _TABLE = 128  # fp16 codebook table: K at [0, 16), V at [128, 144): 256-byte aligned
-# codebook lookups: 4 bits through a register table (_PRMT), 2 and 3 bits through an L1-resident
-# table (_LDG); the interpreter runs no inline PTX and takes plain loads (_LOAD)
+# codebook lookups: 4 bits and symmetric 3 bits through a register table (_PRMT, _SYM4), the
+# others through an L1-resident table (_LDG); the interpreter runs no inline PTX and takes plain
+# loads (_LOAD)
 _LDG, _PRMT, _LOAD, _SYM4 = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2), tl.constexpr(3)
 _INTERPRET = tl.constexpr(INTERPRET)
 
@@ -72,9 +76,11 @@ class DecodeConfig:
     (fewer registers, more warps per SM: 225 against 168 registers at 16-token tiles by
     scripts/decode_static_report.py); ``symmetric_lookup``: 4-bit codebooks with
     ``c[15 - i] == -c[i]`` (checked once per codebook tensor) go through the 8-entry register
-    table (``_SYM4_ASM``), others through the 16-entry one; ``pair_lookup``: the symmetric lookup
-    hands its values over as fp16 pairs (``_SYM4_PAIR_ASM``) rather than as single halves
-    paired up afterwards (H200, session 14: 1.5-4.7% faster at B=1/8/32, same outputs);
+    table (``_SYM4_ASM``), others through the 16-entry one; symmetric 3-bit codebooks (head dim
+    128 and 256) through the same 8-entry table (:func:`_sym_words`), others through the L1 one;
+    ``pair_lookup``: the symmetric lookup hands its values over as fp16 pairs
+    (``_SYM4_PAIR_ASM``) rather than as single halves paired up afterwards (H200, session 14:
+    1.5-4.7% faster at B=1/8/32, same outputs);
     ``planes``: 3- and 4-bit tiles (``D = 128``, one-warp programs) stay as their 8 index
     planes and each dot runs as 8 dots over them (``_split_kernel``'s ``K_PLANES``/``V_PLANES``),
     so the coordinate order is never restored (H200, session 15: B=8, N=32K 207 against
@@ -82,7 +88,10 @@ class DecodeConfig:
     plane dots only for splits of at least this many tokens (with 256-token splits, N=4K, the
     coordinate order was 3-4% faster in two runs: B=8 44.3 against 45.6 µs, B=32 133.5
     against 138.7 µs; from 512 tokens, N=16K, the planes: B=8 121.6 against 125.7 µs, B=32
-    434 against 483 µs).
+    434 against 483 µs); ``pdl``: on Hopper and later GPUs the three kernels are launched
+    with programmatic dependent launch, so each starts while the one before it finishes (the
+    split kernel loads its first tile and the reduce kernel the rotation before they wait for
+    their inputs) instead of after it.
     Without a config the kernels take :func:`default_config`.
     """
 
@@ -97,6 +106,7 @@ class DecodeConfig:
     pair_lookup: bool = True
     planes: bool = True
     planes_min_chunk: int = 512
+    pdl: bool = True
 
     def __post_init__(self) -> None:
         if self.block_n < 16 or self.block_n & (self.block_n - 1):
@@ -109,7 +119,7 @@ class DecodeConfig:
             or self.planes_min_chunk < 0
         ):
             raise ValueError(f"DecodeConfig: invalid launch parameters {self}")
-        for name in ("prefetch", "symmetric_lookup", "pair_lookup", "planes"):
+        for name in ("prefetch", "symmetric_lookup", "pair_lookup", "planes", "pdl"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"DecodeConfig.{name}: expected a bool, got {getattr(self, name)!r}")
 
@@ -408,6 +418,22 @@ def _word_planes(w, tab, t0, t1, t2, t3, t4, t5, t6, t7, BITS: tl.constexpr, MOD
 
 
 @triton.jit
+def _sym_words(w, BITS: tl.constexpr, MODE: tl.constexpr):
+    """Words for the symmetric register lookup (``_SYM4``): 4-bit words as they are; 3-bit
+    groups (index ``j`` of 8 at bits ``[3j, 3j+3)``) spread to one index per nibble, plus 4 each.
+    The 4-bit lookup of ``i = j + 4`` is ``T[i - 8]`` for ``i >= 8`` and ``-T[7 - i]`` below, with
+    ``T[0..3]`` the 3-bit codebook's positive half ``c[4..7]`` (``_prep_kernel``): ``c[j]`` for
+    ``j >= 4`` and ``-c[7 - j] = c[j]`` below, as ``c[7 - j] = -c[j]``."""
+    if MODE == _SYM4 and BITS == 3:
+        w = (w & 0xFFF) | ((w & 0xFFF000) << 4)  # 4 indices in each 16-bit half
+        w = (w & 0x003F003F) | ((w & 0x0FC00FC0) << 2)  # 2 in each byte
+        w = (w & 0x07070707) | ((w & 0x38383838) << 1)  # 1 in each nibble
+        return w + 0x44444444
+    else:
+        return w
+
+
+@triton.jit
 def _dequant4_sym(w, t2, t3, t6, t7, D: tl.constexpr, N: tl.constexpr, PAIR: tl.constexpr):
     """4-bit words ``[N, D/8]`` → fp16 ``[N, D]`` for a symmetric codebook (the words 2, 3, 6, 7
     of the register table hold its positive half): ``_SYM4_PAIR_ASM`` with ``PAIR``, else
@@ -439,14 +465,30 @@ def _load_packed(
     FIRST + COUNT - 1`` (``COUNT = 0``: all).
 
     2 and 4 bits: ``[N, D*BITS/32]`` words, index ``k`` of a word at bits ``[k*BITS, (k+1)*BITS)``.
-    3 bits: ``[N, D/8]`` 24-bit group words (8 indices in 3 bytes, read as three byte planes)."""
+    3 bits: ``[N, D/8]`` 24-bit group words (8 indices in 3 bytes)."""
     m = valid[:, None]
-    if BITS == 3:
-        n3: tl.constexpr = D // 8 if COUNT == 0 else COUNT
+    n3: tl.constexpr = D // 8 if COUNT == 0 else COUNT
+    if BITS == 3 and D < 128:
+        # D = 64: three byte planes (the word loads below gave wrong values on an H200 there)
         p = rows[:, None] + 3 * (FIRST + tl.arange(0, n3))[None, :]
         w = tl.load(p, mask=m, other=0).to(tl.int32)
         w = w | (tl.load(p + 1, mask=m, other=0).to(tl.int32) << 8)
         return w | (tl.load(p + 2, mask=m, other=0).to(tl.int32) << 16)
+    elif BITS == 3:
+        # 4 groups in 3 words (rows are 4-byte aligned): 3 word loads where 12 byte loads were;
+        # FIRST and n3 are multiples of 4
+        words = (
+            rows.to(tl.pointer_type(tl.int32))[:, None] + 3 * (FIRST // 4 + tl.arange(0, n3 // 4))[None, :]
+        )
+        w0 = tl.load(words, mask=m, other=0)
+        w1 = tl.load(words + 1, mask=m, other=0)
+        w2 = tl.load(words + 2, mask=m, other=0)
+        g0 = w0 & 0xFFFFFF
+        g1 = ((w0 >> 24) & 0xFF) | ((w1 & 0xFFFF) << 8)
+        g2 = ((w1 >> 16) & 0xFFFF) | ((w2 & 0xFF) << 16)
+        g3 = (w2 >> 8) & 0xFFFFFF
+        # joined axes flatten as 4q + 2y + x: group 4q + 2y + x
+        return tl.join(tl.join(g0, g2), tl.join(g1, g3)).reshape(rows.shape[0], n3)
     else:
         n: tl.constexpr = D * BITS // 32 if COUNT == 0 else COUNT
         # int32 pointers first, then the word offsets: Triton then sees each row's words as
@@ -683,8 +725,15 @@ def _prep_kernel(
     D: tl.constexpr,
     NK: tl.constexpr,
     NV: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
-    """Program (kv head, sequence): ``QOUT[b, h*G+g] = fp16(q @ Pi.T * qk_scale)``."""
+    """Program (kv head, sequence): ``QOUT[b, h*G+g] = fp16(q @ Pi.T * qk_scale)``.
+
+    ``PDL`` (programmatic dependent launch, see :class:`DecodeConfig`): wait for the kernel
+    before this one; the split kernel is let in when this one's stores are issued (it waits for
+    them before it reads ``QOUT`` and the tables)."""
+    if PDL:
+        gdc_wait()
     h = tl.program_id(0)
     b = tl.program_id(1)
     g = tl.arange(0, G_PAD)
@@ -706,17 +755,23 @@ def _prep_kernel(
         vc = tl.load(VC + i, mask=i < NV, other=0.0).to(tl.float16)
         tl.store(TAB + i, kc)
         tl.store(TAB + 128 + i, vc)
-        # register tables of _dequant4_prmt: low bytes of entries 4k..4k+3 in word k, high in 4+k
+        # register tables of _dequant4_prmt: low bytes of entries 4k..4k+3 in word k, high in 4+k;
+        # a 3-bit codebook's entries 8..11 are its positive half c[4..7] (see _sym_words)
         words = (TAB + 16).to(tl.pointer_type(tl.int32))
         r = tl.arange(0, 4)
+        half = tl.where(i >= 8, i - 4, i)
+        kr = tl.load(KC + half, mask=half < 8, other=0.0).to(tl.float16) if NK == 8 else kc
+        vr = tl.load(VC + half, mask=half < 8, other=0.0).to(tl.float16) if NV == 8 else vc
         for which in tl.static_range(2):
-            c = kc if which == 0 else vc
+            c = kr if which == 0 else vr
             bits = c.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
             shift = 8 * (i % 4)
             lo = tl.sum(((bits & 0xFF) << shift).reshape(4, 4), axis=1)
             hi = tl.sum(((bits >> 8) << shift).reshape(4, 4), axis=1)
             tl.store(words + 8 * which + r, lo)
             tl.store(words + 8 * which + 4 + r, hi)
+    if PDL:
+        gdc_launch_dependents()
 
 
 @triton.jit
@@ -762,6 +817,7 @@ def _split_kernel(
     PAIR: tl.constexpr = False,
     K_PLANES: tl.constexpr = False,
     V_PLANES: tl.constexpr = False,
+    PDL: tl.constexpr = False,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
@@ -794,17 +850,6 @@ def _split_kernel(
     gmask = g < G
     q_rows = Q + ((b * H_KV + h) * G + g)[:, None] * D
     W: tl.constexpr = D // 8  # words (3 bits: 3-byte groups) per row, columns of a plane
-    if K_PLANES:
-        q0 = tl.load(q_rows + _plane_coords(0, W)[None, :], mask=gmask[:, None], other=0.0)
-        q1 = tl.load(q_rows + _plane_coords(1, W)[None, :], mask=gmask[:, None], other=0.0)
-        q2 = tl.load(q_rows + _plane_coords(2, W)[None, :], mask=gmask[:, None], other=0.0)
-        q3 = tl.load(q_rows + _plane_coords(3, W)[None, :], mask=gmask[:, None], other=0.0)
-        q4 = tl.load(q_rows + _plane_coords(4, W)[None, :], mask=gmask[:, None], other=0.0)
-        q5 = tl.load(q_rows + _plane_coords(5, W)[None, :], mask=gmask[:, None], other=0.0)
-        q6 = tl.load(q_rows + _plane_coords(6, W)[None, :], mask=gmask[:, None], other=0.0)
-        q7 = tl.load(q_rows + _plane_coords(7, W)[None, :], mask=gmask[:, None], other=0.0)
-    else:
-        q0 = tl.load(q_rows + d[None, :], mask=gmask[:, None], other=0.0)
     m_i = tl.full([G_PAD], float("-inf"), tl.float32)
     l_i = tl.zeros([G_PAD], tl.float32)
     if V_PLANES:
@@ -829,12 +874,8 @@ def _split_kernel(
         kn_head += b64 * stride_knp
         v_head += b64 * stride_vp
         vn_head += b64 * stride_vnp
-    K_MODE: tl.constexpr = _LOAD if _INTERPRET else (_LDG if K_BITS != 4 else (_SYM4 if K_SYM else _PRMT))
-    V_MODE: tl.constexpr = _LOAD if _INTERPRET else (_LDG if V_BITS != 4 else (_SYM4 if V_SYM else _PRMT))
-    # register tables: c* of K, e* of V
-    c0, c1, c2, c3, c4, c5, c6, c7 = _register_table(TAB, 0, K_MODE == _PRMT or K_MODE == _SYM4)
-    e0, e1, e2, e3, e4, e5, e6, e7 = _register_table(TAB, 8, V_MODE == _PRMT or V_MODE == _SYM4)
-
+    K_MODE: tl.constexpr = _LOAD if _INTERPRET else (_SYM4 if K_SYM else (_PRMT if K_BITS == 4 else _LDG))
+    V_MODE: tl.constexpr = _LOAD if _INTERPRET else (_SYM4 if V_SYM else (_PRMT if V_BITS == 4 else _LDG))
     # PREFETCH: software pipeline, block ids two tiles ahead, packed words and norms one tile
     # ahead, so memory latency overlaps the decompression of the current tile (~55 more
     # registers); otherwise each tile is loaded where it is used and other warps hide latency
@@ -866,6 +907,25 @@ def _split_kernel(
             K_PLANES,
             V_PLANES,
         )
+    # what the prep kernel wrote (the rotated query, the tables) is read only from here on;
+    # with PDL everything above overlaps its tail
+    if PDL:
+        gdc_wait()
+    if K_PLANES:
+        q0 = tl.load(q_rows + _plane_coords(0, W)[None, :], mask=gmask[:, None], other=0.0)
+        q1 = tl.load(q_rows + _plane_coords(1, W)[None, :], mask=gmask[:, None], other=0.0)
+        q2 = tl.load(q_rows + _plane_coords(2, W)[None, :], mask=gmask[:, None], other=0.0)
+        q3 = tl.load(q_rows + _plane_coords(3, W)[None, :], mask=gmask[:, None], other=0.0)
+        q4 = tl.load(q_rows + _plane_coords(4, W)[None, :], mask=gmask[:, None], other=0.0)
+        q5 = tl.load(q_rows + _plane_coords(5, W)[None, :], mask=gmask[:, None], other=0.0)
+        q6 = tl.load(q_rows + _plane_coords(6, W)[None, :], mask=gmask[:, None], other=0.0)
+        q7 = tl.load(q_rows + _plane_coords(7, W)[None, :], mask=gmask[:, None], other=0.0)
+    else:
+        q0 = tl.load(q_rows + d[None, :], mask=gmask[:, None], other=0.0)
+    # register tables: c* of K, e* of V
+    c0, c1, c2, c3, c4, c5, c6, c7 = _register_table(TAB, 0, K_MODE == _PRMT or K_MODE == _SYM4)
+    e0, e1, e2, e3, e4, e5, e6, e7 = _register_table(TAB, 8, V_MODE == _PRMT or V_MODE == _SYM4)
+
     for t0 in range(start, end, BLOCK_N):
         # the tile loaded now: the next one (PREFETCH) or this one
         if PREFETCH:
@@ -903,7 +963,21 @@ def _split_kernel(
         valid = t0 + tl.arange(0, BLOCK_N) < end
         if K_PLANES:
             k0, k1, k2, k3, k4, k5, k6, k7 = _tile_planes(
-                kw, kw2, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, BLOCK_N, W, K_MODE
+                _sym_words(kw, K_BITS, K_MODE),
+                _sym_words(kw2, K_BITS, K_MODE),
+                TAB,
+                c0,
+                c1,
+                c2,
+                c3,
+                c4,
+                c5,
+                c6,
+                c7,
+                K_BITS,
+                BLOCK_N,
+                W,
+                K_MODE,
             )
             s = dot(q0, tl.trans(k0))
             s = dot(q2, tl.trans(k2), s)
@@ -914,7 +988,23 @@ def _split_kernel(
             s = dot(q5, tl.trans(k5), s)
             s = dot(q7, tl.trans(k7), s)
         else:
-            k = _tile_values(kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, D, BLOCK_N, K_MODE, PAIR)
+            k = _tile_values(
+                _sym_words(kw, K_BITS, K_MODE),
+                TAB,
+                c0,
+                c1,
+                c2,
+                c3,
+                c4,
+                c5,
+                c6,
+                c7,
+                K_BITS,
+                D,
+                BLOCK_N,
+                K_MODE,
+                PAIR,
+            )
             s = dot(q0, tl.trans(k))
         s = s * kn[None, :]  # log2-domain logits (q is pre-scaled), [G_PAD, BLOCK_N]
         s = tl.where(valid[None, :], s, float("-inf"))
@@ -939,7 +1029,21 @@ def _split_kernel(
                 a7 = a7 * alpha[:, None]
         if V_PLANES:
             v0, v1, v2, v3, v4, v5, v6, v7 = _tile_planes(
-                vw, vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, BLOCK_N, W, V_MODE
+                _sym_words(vw, V_BITS, V_MODE),
+                _sym_words(vw2, V_BITS, V_MODE),
+                TAB + 128,
+                e0,
+                e1,
+                e2,
+                e3,
+                e4,
+                e5,
+                e6,
+                e7,
+                V_BITS,
+                BLOCK_N,
+                W,
+                V_MODE,
             )
             a0 = dot(pv, v0, a0)
             a2 = dot(pv, v2, a2)
@@ -950,13 +1054,31 @@ def _split_kernel(
             a5 = dot(pv, v5, a5)
             a7 = dot(pv, v7, a7)
         else:
-            v = _tile_values(vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, D, BLOCK_N, V_MODE, PAIR)
+            v = _tile_values(
+                _sym_words(vw, V_BITS, V_MODE),
+                TAB + 128,
+                e0,
+                e1,
+                e2,
+                e3,
+                e4,
+                e5,
+                e6,
+                e7,
+                V_BITS,
+                D,
+                BLOCK_N,
+                V_MODE,
+                PAIR,
+            )
             a0 = dot(pv, v, a0)
         m_i = m_new
         if PREFETCH:
             kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
             blk_next = blk_after
 
+    if PDL:  # the reduce kernel may start (it waits for this grid before reading ACC/ML)
+        gdc_launch_dependents()
     part = ((b * H_KV + h) * num_splits + split) * G + g
     tl.store(ML + 2 * part, m_i, mask=gmask)
     tl.store(ML + 2 * part + 1, l_i, mask=gmask)
@@ -989,6 +1111,7 @@ def _reduce_kernel(
     G_PAD: tl.constexpr,
     D: tl.constexpr,
     ROWS: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
     """Program (kv head, sequence): log-sum-exp merge of the splits, then ``out = acc/l @ Pi``.
     Empty splits carry ``max = -inf, sum = 0``; an empty sequence gives zeros.
@@ -996,12 +1119,19 @@ def _reduce_kernel(
     The ``num_splits * G`` partial rows of a (sequence, kv head) are contiguous (split-major,
     head-minor); they are merged ``ROWS`` at a time with a running maximum per query head,
     and the rows of each head are summed by a 0/1 selection matrix on the tensor cores, so a
-    long split list costs a few wide steps, not one dependent step per split."""
+    long split list costs a few wide steps, not one dependent step per split. ``PDL``: the
+    rotation (D <= 128) is loaded while the split kernel finishes, then the program waits for
+    it."""
     h = tl.program_id(0)
     b = tl.program_id(1)
     H_KV = tl.num_programs(0)
     g = tl.arange(0, G_PAD)
     d = tl.arange(0, D)
+    BLOCK_J: tl.constexpr = D if D <= 128 else 64  # as in _prep_kernel
+    if BLOCK_J == D:
+        rot_all = tl.load(ROT + d[:, None] * stride_r0 + d[None, :] * stride_r1)
+    if PDL:
+        gdc_wait()
     r = tl.arange(0, ROWS)
     base = (b * H_KV + h) * num_splits * G
     n_rows = num_splits * G
@@ -1023,16 +1153,24 @@ def _reduce_kernel(
         acc = acc * alpha[:, None] + tl.dot(sel.to(tl.float32), a * w[:, None], input_precision="tf32x3")
         m = m_new
     out_rot = acc / tl.where(total > 0, total, 1.0)[:, None]
-    BLOCK_J: tl.constexpr = D if D <= 128 else 64  # as in _prep_kernel
     for j0 in tl.static_range(0, D, BLOCK_J):
         j = j0 + tl.arange(0, BLOCK_J)
-        rot = tl.load(ROT + d[:, None] * stride_r0 + j[None, :] * stride_r1)
+        if BLOCK_J == D:
+            rot = rot_all
+        else:
+            rot = tl.load(ROT + d[:, None] * stride_r0 + j[None, :] * stride_r1)
         out = tl.dot(out_rot, rot, input_precision="tf32x3")
         ptrs = OUT + b * stride_ob + (h * G + g)[:, None] * stride_oh + j[None, :]
         tl.store(ptrs, out.to(OUT.dtype.element_ty), mask=(g < G)[:, None])
 
 
 # ----------------------------------------------------------------------------- launchers
+
+
+@cache
+def _has_pdl(device: torch.device) -> bool:
+    """Programmatic dependent launch (``griddepcontrol``): compute capability 9.0 and later."""
+    return device.type == "cuda" and not INTERPRET and torch.cuda.get_device_capability(device)[0] >= 9
 
 
 @cache
@@ -1050,6 +1188,13 @@ def _plane_dots(bits: int, d: int, num_warps: int) -> bool:
     H200, B=32, N=32K, 4-warp 128-token tiles took 1479 µs with plane dots against 987 µs
     without)."""
     return bits in (3, 4) and d == 128 and num_warps == 1
+
+
+def _symmetric_lookup(bits: int, d: int, config: DecodeConfig) -> bool:
+    """Whether ``bits``-bit indices of head dim ``d`` may take the symmetric register lookup:
+    4 bits, and 3 bits from ``d = 128`` (at ``d = 64`` the 3-bit path gave wrong outputs on an
+    H200 in session 16 and keeps the L1 table)."""
+    return config.symmetric_lookup and (bits == 4 or (bits == 3 and d >= 128))
 
 
 def split_plan(
@@ -1141,6 +1286,8 @@ def _launch(
         config = default_config(b * h_kv, max_len, dev, (k_bits, v_bits))
     splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits)
     planes = config.planes and chunk >= config.planes_min_chunk
+    pdl = config.pdl and _has_pdl(dev)
+    launch = {"launch_pdl": True} if pdl else {}
 
     half = torch.empty(2 * _TABLE + b * h_q * d, dtype=torch.float16, device=dev)  # 512-byte aligned
     tab, q16 = half[: 2 * _TABLE], half[2 * _TABLE :]
@@ -1167,7 +1314,9 @@ def _launch(
         D=d,
         NK=2**k_bits,
         NV=2**v_bits,
+        PDL=pdl,
         num_warps=8 if d >= 128 else 4,
+        **launch,
     )
     paged = block_table is not None
     _split_kernel[(splits, h_kv, b)](
@@ -1193,13 +1342,15 @@ def _launch(
         HAS_LENS=lens is not None,
         BLOCK_N=config.block_n,
         PREFETCH=config.prefetch,
-        K_SYM=k_bits == 4 and config.symmetric_lookup and is_symmetric(k_centroids),
-        V_SYM=v_bits == 4 and config.symmetric_lookup and is_symmetric(v_centroids),
+        K_SYM=_symmetric_lookup(k_bits, d, config) and is_symmetric(k_centroids),
+        V_SYM=_symmetric_lookup(v_bits, d, config) and is_symmetric(v_centroids),
         PAIR=config.pair_lookup,
         K_PLANES=planes and _plane_dots(k_bits, d, config.num_warps),
         V_PLANES=planes and _plane_dots(v_bits, d, config.num_warps),
+        PDL=pdl,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
+        **launch,
         **({} if config.maxnreg is None or INTERPRET else {"maxnreg": config.maxnreg}),
     )
     # from 64 (sequence, KV head) programs on, 32 rows of 4 warps per step at d=128 (H200,
@@ -1223,7 +1374,9 @@ def _launch(
         G_PAD=g_pad,
         D=d,
         ROWS=max(16, (16384 if few else 4096) // d),
+        PDL=pdl,
         num_warps=8 if few and d >= 128 else 4,
+        **launch,
     )
     return out
 

@@ -214,7 +214,11 @@ def test_default_config_by_work():
     assert (MID_WORK_CONFIG.num_warps, MID_WORK_CONFIG.ctas_per_sm) == (1, 8)
     assert WIDE_TILE_MANY_PAIRS_CONFIG.ctas_per_sm == 3 and WIDE_TILE_MANY_PAIRS_CONFIG.block_n == 128
     assert default_config(8, 32768, cpu) == DEFAULT_CONFIG  # the interpreter: small tiles
-    assert default_config(64, 32768, cuda, (3, 3)).block_n == 16  # table lookups: 16-token tiles
+    # 3-bit indices through the register lookup take the 4-bit table, L1-table lookups 16 tokens
+    assert default_config(64, 32768, cuda, (3, 3)) == DEFAULT_CONFIG
+    assert default_config(8, 4096, cuda, (4, 3)) == WIDE_TILE_CONFIG
+    assert default_config(64, 32768, cuda, (3, 3), register_lookup=False).block_n == 16
+    assert default_config(64, 32768, cuda, (4, 2)).block_n == 16
     assert WIDE_TILE_CONFIG.block_n == 128 and WIDE_TILE_CONFIG.num_warps == 4
 
 

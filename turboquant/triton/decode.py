@@ -146,7 +146,11 @@ FEW_PAIRS = 128  # from this many (sequence, KV head) pairs on: MANY_PAIRS_CONFI
 
 
 def default_config(
-    pairs: int, max_len: int, device: torch.device, bits: tuple[int, int] = (4, 4)
+    pairs: int,
+    max_len: int,
+    device: torch.device,
+    bits: tuple[int, int] = (4, 4),
+    register_lookup: bool = True,
 ) -> DecodeConfig:
     """The launch configuration used when none is given: ``pairs`` = sequences × KV heads,
     ``max_len`` the longest context, ``bits`` = (K bits, V bits); ``work = pairs * max_len``.
@@ -164,10 +168,14 @@ def default_config(
                                                                       ``CONFIG``
     ===============================  ===============================  ==========================
 
-    (block_n / num_warps / ctas_per_sm). Other bit widths (L1-table lookups): 1-warp programs
-    of 16 tokens (B=8, K3/V3: 32K 589 µs and 4K 94 µs with them, 1130 µs and 143 µs with the
-    4-bit defaults of session 11)."""
-    if bits != (4, 4):
+    (block_n / num_warps / ctas_per_sm). 3-bit indices through the register lookup
+    (``register_lookup``: symmetric codebooks, head dim >= 128, see :func:`_symmetric_lookup`)
+    take the same table: the K3/V3 sweep of session 16 (run 6) found its entries fastest (B=1,
+    N=4K 20.9 µs with 128/4/4, N=32K 59.4; B=8, N=4K 52.1 with 32/1/8, N=32K 259.7 with 32/1/16;
+    LOOKUP_CONFIG: 32.2, 82.5, 59.1, 291.8). Indices through the L1 table (2 bits, other 3-bit
+    codebooks): 1-warp programs of 16 tokens (B=8, K3/V3: 32K 589 µs and 4K 94 µs with them,
+    1130 µs and 143 µs with the 4-bit defaults of session 11)."""
+    if any(b not in (3, 4) for b in bits) or (3 in bits and not register_lookup):
         return LOOKUP_CONFIG
     if device.type != "cuda":
         return DEFAULT_CONFIG
@@ -469,26 +477,26 @@ def _load_packed(
     m = valid[:, None]
     n3: tl.constexpr = D // 8 if COUNT == 0 else COUNT
     if BITS == 3 and D < 128:
-        # D = 64: three byte planes (the word loads below gave wrong values on an H200 there)
+        # D = 64: three byte planes (the word loads of session 16's run 4 gave wrong values on an
+        # H200 there)
         p = rows[:, None] + 3 * (FIRST + tl.arange(0, n3))[None, :]
         w = tl.load(p, mask=m, other=0).to(tl.int32)
         w = w | (tl.load(p + 1, mask=m, other=0).to(tl.int32) << 8)
         return w | (tl.load(p + 2, mask=m, other=0).to(tl.int32) << 16)
     elif BITS == 3:
-        # 4 groups in 3 words (rows are 4-byte aligned): 3 word loads where 12 byte loads were;
-        # FIRST and n3 are multiples of 4
-        words = (
-            rows.to(tl.pointer_type(tl.int32))[:, None] + 3 * (FIRST // 4 + tl.arange(0, n3 // 4))[None, :]
-        )
-        w0 = tl.load(words, mask=m, other=0)
-        w1 = tl.load(words + 1, mask=m, other=0)
-        w2 = tl.load(words + 2, mask=m, other=0)
-        g0 = w0 & 0xFFFFFF
-        g1 = ((w0 >> 24) & 0xFF) | ((w1 & 0xFFFF) << 8)
-        g2 = ((w1 >> 16) & 0xFFFF) | ((w2 & 0xFF) << 16)
-        g3 = (w2 >> 8) & 0xFFFFFF
-        # joined axes flatten as 4q + 2y + x: group 4q + 2y + x
-        return tl.join(tl.join(g0, g2), tl.join(g1, g3)).reshape(rows.shape[0], n3)
+        # the words of the groups FIRST .. FIRST+n3-1 loaded as contiguous words (the layout
+        # of the 4-bit words: lanes along the words), then group k is bits [s, s + 24) of the
+        # word pair at 3k // 4, s = 8 * (3k % 4), gathered from the lanes that hold them
+        nw: tl.constexpr = 3 * n3 // 4
+        j = tl.arange(0, n3)
+        words = rows.to(tl.pointer_type(tl.int32))[:, None] + (3 * FIRST // 4 + j)[None, :]
+        w = tl.load(words, mask=m & (j < nw)[None, :], other=0)
+        ia = ((3 * j) // 4)[None, :] + tl.zeros_like(w)
+        ib = tl.minimum(ia + 1, nw - 1)
+        wa = tl.gather(w, ia, 1).to(tl.uint32, bitcast=True)
+        wb = tl.gather(w, ib, 1).to(tl.uint32, bitcast=True)
+        sh = (8 * ((3 * j) % 4)).to(tl.uint32)[None, :]
+        return (((wa >> sh) | ((wb << 8) << (24 - sh))) & 0xFFFFFF).to(tl.int32, bitcast=True)
     else:
         n: tl.constexpr = D * BITS // 32 if COUNT == 0 else COUNT
         # int32 pointers first, then the word offsets: Triton then sees each row's words as
@@ -1283,7 +1291,11 @@ def _launch(
     g_pad = max(16, triton.next_power_of_2(g))
     dev = q3.device
     if config is None:
-        config = default_config(b * h_kv, max_len, dev, (k_bits, v_bits))
+        sym3 = all(
+            bits != 3 or _symmetric_lookup(3, d, DEFAULT_CONFIG) and is_symmetric(c)
+            for bits, c in ((k_bits, k_centroids), (v_bits, v_centroids))
+        )
+        config = default_config(b * h_kv, max_len, dev, (k_bits, v_bits), sym3)
     splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits)
     planes = config.planes and chunk >= config.planes_min_chunk
     pdl = config.pdl and _has_pdl(dev)

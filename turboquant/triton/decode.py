@@ -561,10 +561,10 @@ def _tile_values(
     MODE: tl.constexpr,
     PAIR: tl.constexpr,
 ):
-    """fp16 ``[N, D]`` codebook values of a tile's words, by ``MODE`` (``_PRMT``, ``_SYM4``: 4 bits
-    only; ``PAIR``: see :func:`_dequant4_sym`)."""
+    """fp16 ``[N, D]`` codebook values of a tile's words, by ``MODE`` (``_PRMT``: 4 bits only;
+    ``_SYM4``: 3 and 4 bits, :func:`_sym_words`; ``PAIR``: see :func:`_dequant4_sym`)."""
     if MODE == _SYM4:
-        return _dequant4_sym(w, t2, t3, t6, t7, D, N, PAIR)
+        return _dequant4_sym(_sym_words(w, BITS, MODE), t2, t3, t6, t7, D, N, PAIR)
     elif BITS == 2:
         return _dequant2(w, tab, D, N, MODE)
     else:
@@ -604,6 +604,8 @@ def _tile_planes(
     (``_SYM4``: ``_SYM4_EVEN_ASM``, ``_SYM4_ODD_ASM``); the dots run over the planes and the
     query and the output follow their order, so the coordinate order is never restored."""
     if MODE == _SYM4:
+        lo = _sym_words(lo, BITS, MODE)
+        hi = _sym_words(hi, BITS, MODE)
         # is_pure=False hides the join from the MMA operand-width heuristic (Triton 3.6's
         # computeOrigBitWidth halves the width when a join is among an operand's producers and
         # then chooses kWidth = 4): with kWidth = 2, 1370 against 1547 loop instructions per
@@ -971,21 +973,7 @@ def _split_kernel(
         valid = t0 + tl.arange(0, BLOCK_N) < end
         if K_PLANES:
             k0, k1, k2, k3, k4, k5, k6, k7 = _tile_planes(
-                _sym_words(kw, K_BITS, K_MODE),
-                _sym_words(kw2, K_BITS, K_MODE),
-                TAB,
-                c0,
-                c1,
-                c2,
-                c3,
-                c4,
-                c5,
-                c6,
-                c7,
-                K_BITS,
-                BLOCK_N,
-                W,
-                K_MODE,
+                kw, kw2, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, BLOCK_N, W, K_MODE
             )
             s = dot(q0, tl.trans(k0))
             s = dot(q2, tl.trans(k2), s)
@@ -996,23 +984,7 @@ def _split_kernel(
             s = dot(q5, tl.trans(k5), s)
             s = dot(q7, tl.trans(k7), s)
         else:
-            k = _tile_values(
-                _sym_words(kw, K_BITS, K_MODE),
-                TAB,
-                c0,
-                c1,
-                c2,
-                c3,
-                c4,
-                c5,
-                c6,
-                c7,
-                K_BITS,
-                D,
-                BLOCK_N,
-                K_MODE,
-                PAIR,
-            )
+            k = _tile_values(kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, D, BLOCK_N, K_MODE, PAIR)
             s = dot(q0, tl.trans(k))
         s = s * kn[None, :]  # log2-domain logits (q is pre-scaled), [G_PAD, BLOCK_N]
         s = tl.where(valid[None, :], s, float("-inf"))
@@ -1037,21 +1009,7 @@ def _split_kernel(
                 a7 = a7 * alpha[:, None]
         if V_PLANES:
             v0, v1, v2, v3, v4, v5, v6, v7 = _tile_planes(
-                _sym_words(vw, V_BITS, V_MODE),
-                _sym_words(vw2, V_BITS, V_MODE),
-                TAB + 128,
-                e0,
-                e1,
-                e2,
-                e3,
-                e4,
-                e5,
-                e6,
-                e7,
-                V_BITS,
-                BLOCK_N,
-                W,
-                V_MODE,
+                vw, vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, BLOCK_N, W, V_MODE
             )
             a0 = dot(pv, v0, a0)
             a2 = dot(pv, v2, a2)
@@ -1062,23 +1020,7 @@ def _split_kernel(
             a5 = dot(pv, v5, a5)
             a7 = dot(pv, v7, a7)
         else:
-            v = _tile_values(
-                _sym_words(vw, V_BITS, V_MODE),
-                TAB + 128,
-                e0,
-                e1,
-                e2,
-                e3,
-                e4,
-                e5,
-                e6,
-                e7,
-                V_BITS,
-                D,
-                BLOCK_N,
-                V_MODE,
-                PAIR,
-            )
+            v = _tile_values(vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, D, BLOCK_N, V_MODE, PAIR)
             a0 = dot(pv, v, a0)
         m_i = m_new
         if PREFETCH:

@@ -99,25 +99,30 @@ def compile_split(
     symmetric: bool = True,
     pair: bool = True,
     planes: bool = True,
+    v_bits: int | None = None,
+    pdl: bool = True,
 ):
-    """The split kernel as ``bench_decode.py`` launches it (page 16, K/V bits ``bits``)."""
+    """The split kernel as ``bench_decode.py`` launches it on an H100/H200 (page 16, K bits
+    ``bits``, V bits ``v_bits`` or the same)."""
     fn = decode._split_kernel
+    v_bits = bits if v_bits is None else v_bits
     constants = dict(
         G=group,
         G_PAD=max(16, triton.next_power_of_2(group)),
         D=head_dim,
         K_BITS=bits,
-        V_BITS=bits,
+        V_BITS=v_bits,
         PAGED=paged,
         PAGE=PAGE,
         HAS_LENS=paged,
         BLOCK_N=block_n,
         PREFETCH=prefetch,
         K_SYM=symmetric and decode._symmetric_lookup(bits, head_dim, decode.DecodeConfig()),
-        V_SYM=symmetric and decode._symmetric_lookup(bits, head_dim, decode.DecodeConfig()),
+        V_SYM=symmetric and decode._symmetric_lookup(v_bits, head_dim, decode.DecodeConfig()),
         PAIR=pair,
         K_PLANES=planes and decode._plane_dots(bits, head_dim, num_warps),
-        V_PLANES=planes and decode._plane_dots(bits, head_dim, num_warps),
+        V_PLANES=planes and decode._plane_dots(v_bits, head_dim, num_warps),
+        PDL=pdl,
     )
     # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0
     values = launch_strides(bits, paged, head_dim)

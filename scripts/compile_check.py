@@ -1,8 +1,10 @@
 """Compile every decode kernel variant the launchers can pick for sm_90a (H100/H200) with this
-machine's Triton, no GPU needed: the tests run the kernels under the interpreter, which does
-not type-check them the way the compiler does (session 16 lost a GPU run to a ``tl.constexpr``
-assigned inside a ``static_range`` loop, reached by 3-bit codebooks only). Exits non-zero and
-names each variant that fails to compile. ``scripts/test.sh`` runs it on machines without a GPU.
+machine's Triton, no GPU needed, and the compress and compressed-prefill kernels at the
+configurations their static reports cover. The tests run the kernels under the interpreter,
+which does not type-check them the way the compiler does (session 16 lost a GPU run to a
+``tl.constexpr`` assigned inside a ``static_range`` loop, reached by 3-bit codebooks only).
+Exits non-zero and names each variant that fails to compile. ``scripts/test.sh`` runs it on
+machines without a GPU.
 
     .venv/bin/python scripts/compile_check.py [--jobs 2]
 """
@@ -33,6 +35,8 @@ def variants() -> list[tuple]:
     for (kb, vb), d, (bn, w) in itertools.product(BITS, HEAD_DIMS, TILES):
         out.append(("split", kb, vb, d, bn, w, True))
     out += [("split", 4, 4, 128, 32, 1, False), ("split", 3, 3, 128, 32, 1, False)]  # contiguous
+    out += [("compress", *cfg, asm) for cfg in ((64, 4, 1), (128, 8, 1)) for asm in (True, False)]
+    out += [("prefill", lookup, 64, 128, 4, 2) for lookup in (True, False)]
     return out
 
 
@@ -60,6 +64,14 @@ def compile_one(v: tuple) -> str | None:
             pointers = {"ACC": "*fp32", "ML": "*fp32", "ROT": "*fp32", "OUT": "*bf16"}
             consts = dict(G=4, G_PAD=16, D=d, ROWS=max(16, rows * 128 // d), PDL=True)
             report.compile_sm90(decode._reduce_kernel, pointers, consts, [], warps, 1)
+        elif v[0] == "compress":
+            import compress_static_report
+
+            compress_static_report.compile_compress(*v[1:])
+        elif v[0] == "prefill":
+            import prefill_static_report
+
+            prefill_static_report.compile_prefill(*v[1:])
         else:
             _, kb, vb, d, bn, w, paged = v
             report.compile_split(kb, bn, w, paged=paged, head_dim=d, v_bits=vb)
@@ -77,9 +89,7 @@ def main(argv=None) -> int:
         errors = [(v, e) for v, e in zip(todo, pool.map(compile_one, todo), strict=True) if e]
     for v, e in errors:
         print(f"compile_check: {v} failed: {e}")
-    print(
-        f"compile_check: {len(todo) - len(errors)} of {len(todo)} decode kernel variants compile for sm_90a"
-    )
+    print(f"compile_check: {len(todo) - len(errors)} of {len(todo)} kernel variants compile for sm_90a")
     return 1 if errors else 0
 
 

@@ -21,6 +21,9 @@ from pathlib import Path
 
 if os.environ.get("TRITON_INTERPRET") == "1":
     raise SystemExit("compile_check.py compiles for the GPU: unset TRITON_INTERPRET")
+# Triton 3.9 warns once per process that this default will change; keep it (fusion on, as the
+# GPU's Triton compiles) without the warning in every worker
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -507,6 +507,24 @@ def _load_packed(
 
 
 @triton.jit
+def _byte_planes(tab, a, b, N: tl.constexpr, C: tl.constexpr, MODE: tl.constexpr):
+    """``[N, C]`` values of the indices in bytes 0..3 of spread words ``a`` and ``b``, in the
+    order ``a0 b0 a1 b1 a2 b2 a3 b3`` (:func:`_interleave8`)."""
+    return _interleave8(
+        _lookup_byte(tab, a, 0, MODE),
+        _lookup_byte(tab, b, 0, MODE),
+        _lookup_byte(tab, a, 1, MODE),
+        _lookup_byte(tab, b, 1, MODE),
+        _lookup_byte(tab, a, 2, MODE),
+        _lookup_byte(tab, b, 2, MODE),
+        _lookup_byte(tab, a, 3, MODE),
+        _lookup_byte(tab, b, 3, MODE),
+        N,
+        C,
+    )
+
+
+@triton.jit
 def _dequant2(w, tab, D: tl.constexpr, N: tl.constexpr, MODE: tl.constexpr):
     """Codebook values ``c[idx]`` (fp16 ``[N, D]``, coordinate order, no norm) of the 2-bit words
     of :func:`_load_packed`, looked up one index at a time (``MODE``: ``_LDG`` or ``_LOAD``);
@@ -516,30 +534,8 @@ def _dequant2(w, tab, D: tl.constexpr, N: tl.constexpr, MODE: tl.constexpr):
     s1 = (w >> 1) & 0x06060606
     s2 = (w >> 3) & 0x06060606
     s3 = (w >> 5) & 0x06060606
-    ev = _interleave8(  # even indices 0, 2, ..., 14
-        _lookup_byte(tab, s0, 0, MODE),
-        _lookup_byte(tab, s2, 0, MODE),
-        _lookup_byte(tab, s0, 1, MODE),
-        _lookup_byte(tab, s2, 1, MODE),
-        _lookup_byte(tab, s0, 2, MODE),
-        _lookup_byte(tab, s2, 2, MODE),
-        _lookup_byte(tab, s0, 3, MODE),
-        _lookup_byte(tab, s2, 3, MODE),
-        N,
-        D // 2,
-    )
-    od = _interleave8(  # odd indices 1, 3, ..., 15
-        _lookup_byte(tab, s1, 0, MODE),
-        _lookup_byte(tab, s3, 0, MODE),
-        _lookup_byte(tab, s1, 1, MODE),
-        _lookup_byte(tab, s3, 1, MODE),
-        _lookup_byte(tab, s1, 2, MODE),
-        _lookup_byte(tab, s3, 2, MODE),
-        _lookup_byte(tab, s1, 3, MODE),
-        _lookup_byte(tab, s3, 3, MODE),
-        N,
-        D // 2,
-    )
+    ev = _byte_planes(tab, s0, s2, N, D // 2, MODE)  # even indices 0, 2, ..., 14
+    od = _byte_planes(tab, s1, s3, N, D // 2, MODE)  # odd indices 1, 3, ..., 15
     return tl.join(ev, od).reshape(N, D)
 
 
@@ -1140,11 +1136,14 @@ def _plane_dots(bits: int, d: int, num_warps: int) -> bool:
     return bits in (3, 4) and d == 128 and num_warps == 1
 
 
-def _symmetric_lookup(bits: int, d: int, config: DecodeConfig) -> bool:
-    """Whether ``bits``-bit indices of head dim ``d`` may take the symmetric register lookup:
-    4 bits, and 3 bits from ``d = 128`` (at ``d = 64`` the 3-bit path gave wrong outputs on an
-    H200 in session 16 and keeps the L1 table)."""
-    return config.symmetric_lookup and (bits == 4 or (bits == 3 and d >= 128))
+def _symmetric_lookup(bits: int, d: int, centroids: torch.Tensor | None = None) -> bool:
+    """Whether ``bits``-bit indices of head dim ``d`` (with codebook ``centroids``, if given: it
+    must be symmetric) can take the symmetric register lookup: 4 bits, and 3 bits from
+    ``d = 128`` (at ``d = 64`` the 3-bit path gave wrong outputs on an H200 in session 16 and
+    keeps the L1 table)."""
+    if not (bits == 4 or (bits == 3 and d >= 128)):
+        return False
+    return centroids is None or is_symmetric(centroids)
 
 
 def split_plan(
@@ -1232,12 +1231,13 @@ def _launch(
     g = h_q // h_kv
     g_pad = max(16, triton.next_power_of_2(g))
     dev = q3.device
+    # the codebooks' symmetry is looked at (once per tensor, memoized) only where it may be used
+    want_sym = config is None or config.symmetric_lookup
+    k_sym = want_sym and _symmetric_lookup(k_bits, d, k_centroids)
+    v_sym = want_sym and _symmetric_lookup(v_bits, d, v_centroids)
     if config is None:
-        sym3 = all(
-            bits != 3 or _symmetric_lookup(3, d, DEFAULT_CONFIG) and is_symmetric(c)
-            for bits, c in ((k_bits, k_centroids), (v_bits, v_centroids))
-        )
-        config = default_config(b * h_kv, max_len, dev, (k_bits, v_bits), sym3)
+        register_lookup = (k_bits != 3 or k_sym) and (v_bits != 3 or v_sym)
+        config = default_config(b * h_kv, max_len, dev, (k_bits, v_bits), register_lookup)
     splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits)
     planes = config.planes and chunk >= config.planes_min_chunk
     pdl = config.pdl and _has_pdl(dev)
@@ -1296,8 +1296,8 @@ def _launch(
         HAS_LENS=lens is not None,
         BLOCK_N=config.block_n,
         PREFETCH=config.prefetch,
-        K_SYM=_symmetric_lookup(k_bits, d, config) and is_symmetric(k_centroids),
-        V_SYM=_symmetric_lookup(v_bits, d, config) and is_symmetric(v_centroids),
+        K_SYM=config.symmetric_lookup and k_sym,
+        V_SYM=config.symmetric_lookup and v_sym,
         PAIR=config.pair_lookup,
         K_PLANES=planes and _plane_dots(k_bits, d, config.num_warps),
         V_PLANES=planes and _plane_dots(v_bits, d, config.num_warps),

@@ -54,7 +54,7 @@ def compile_one(v: tuple) -> str | None:
             _, d, nk, nv = v
             pointers = {
                 "Q": "*bf16",
-                "ROT": "*fp32",
+                "ROTP": "*bf16",
                 "KC": "*fp32",
                 "VC": "*fp32",
                 "QOUT": "*fp16",
@@ -64,7 +64,7 @@ def compile_one(v: tuple) -> str | None:
             report.compile_sm90(decode._prep_kernel, pointers, consts, [], 8, 1, types={"qk_scale": "fp32"})
         elif v[0] == "reduce":
             _, d, rows, warps = v
-            pointers = {"ACC": "*fp32", "ML": "*fp32", "ROT": "*fp32", "OUT": "*bf16"}
+            pointers = {"ACC": "*fp32", "ML": "*fp32", "ROTP": "*bf16", "OUT": "*bf16"}
             consts = dict(G=4, G_PAD=16, D=d, ROWS=max(16, rows * 128 // d), PDL=True)
             report.compile_sm90(decode._reduce_kernel, pointers, consts, [], warps, 1)
         elif v[0] == "compress":

@@ -380,9 +380,7 @@ def _prep_tables(q, k_cb, v_cb, n: int = 16):
         torch.randn(1, 4, D, device=DEV),
         4 * D,
         D,
-        q.rotation,
-        q.rotation.stride(0),
-        q.rotation.stride(1),
+        decode.rotation_pieces(q.rotation),
         k_cb,
         v_cb,
         q16,
@@ -527,9 +525,28 @@ def test_many_splits_odd_group_reduce():
     lay, pool, table, seq_lens, kq, vq = _paged_batch(lens, 2, 4, 4, 16, max_blocks=100)
     q = torch.randn(len(lens), 6, D, device=DEV).half()
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
-    cfg = DecodeConfig(block_n=16)
-    out = tq_paged_decode(*args, num_splits=100, config=cfg)
-    _close(out, tq_paged_decode_reference(*args), torch.float16)
+    ref = tq_paged_decode_reference(*args)
+    # the launcher's merge steps (256 rows) and 19 steps of 16 rows in programs of 2 warps
+    for cfg in (DecodeConfig(block_n=16), DecodeConfig(block_n=16, reduce_rows=16, reduce_warps=2)):
+        _close(tq_paged_decode(*args, num_splits=100, config=cfg), ref, torch.float16)
+    for bad in (dict(reduce_rows=24), dict(reduce_rows=8), dict(reduce_warps=3)):
+        with pytest.raises(ValueError, match="reduce_rows must be a power of two >= 16"):
+            DecodeConfig(**bad)
+
+
+def test_rotation_pieces_are_two_bf16_halves_remembered_per_version():
+    from turboquant.triton import decode
+
+    rot = TurboQuantMSE(D, 4).rotation.clone()
+    pieces = decode.rotation_pieces(rot)
+    assert pieces.dtype == torch.bfloat16 and pieces.shape == (2, D, D) and pieces.is_contiguous()
+    hi, lo = pieces.float()
+    assert torch.equal(hi, rot.to(torch.bfloat16).float())  # the nearest bf16
+    # what is left after two pieces is the rounding of lo: at most 2**-9 of |lo| <= 2**-9 |hi|
+    assert ((hi + lo - rot).abs() <= 2.0**-17 * rot.abs()).all()
+    assert decode.rotation_pieces(rot) is pieces
+    rot.mul_(-1)  # in place: a new version, new pieces
+    assert torch.equal(decode.rotation_pieces(rot)[0].float(), -hi)
 
 
 @triton.jit

@@ -3,9 +3,9 @@
 ``tq_paged_decode`` reads the paged pool of :mod:`turboquant.paged`; ``tq_decode`` reads the
 contiguous compressed tensors of the Hugging Face cache. Both run the same three kernels:
 
-1. ``_prep_kernel``: ``q_rot = q @ Pi.T`` once per query (fp32 via tf32x3 tensor-core dots),
-   pre-scaled by ``sm_scale * log2(e)`` and stored in fp16; the codebooks are written as fp16
-   tables and as byte-split register tables.
+1. ``_prep_kernel``: ``q_rot = q @ Pi.T`` once per query (bf16 pieces of both on the tensor
+   cores, ~16 significant bits), pre-scaled by ``sm_scale * log2(e)`` and stored in fp16; the
+   codebooks are written as fp16 tables and as byte-split register tables.
 2. ``_split_kernel`` (flash-decoding): one program per (context split, KV head, sequence)
    handles *all* query heads of its KV group (padded to 16 for the tensor cores), so each
    compressed byte is read once. Per tile of ``BLOCK_N`` tokens it maps the packed indices
@@ -19,7 +19,7 @@ contiguous compressed tensors of the Hugging Face cache. Both run the same three
    column order, so decompressed values are never put back into coordinate order. Each split
    writes its partial ``(max, sum, acc)``.
 3. ``_reduce_kernel``: merges the splits (log-sum-exp, many partial rows per step) and rotates
-   back, ``out = acc @ Pi``.
+   back, ``out = acc @ Pi`` (bf16 pieces again).
 
 Unpacking: 4-bit and 2-bit rows are read as int32 words (8 or 16 indices each; records are
 4-byte aligned), 3-bit rows as words too (4 groups of 8 indices in 3 words; at head_dim 64 as
@@ -47,7 +47,7 @@ from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 from ..packing import unpack_indices
 from ..paged import PagedKVLayout, check_block_tables, check_pool, read_slots, sequence_slots
 from ..validation import FLOAT_DTYPES, check_tensor
-from .codebook_memo import is_symmetric
+from .codebook_memo import is_symmetric, per_codebook
 from .compress import INTERPRET, dot, infer_bits
 
 DECODE_HEAD_DIMS = (64, 128, 256)
@@ -91,7 +91,8 @@ class DecodeConfig:
     434 against 483 µs); ``pdl``: on Hopper and later GPUs the three kernels are launched
     with programmatic dependent launch, so each starts while the one before it finishes (the
     split kernel loads its first tile and the reduce kernel the rotation before they wait for
-    their inputs) instead of after it.
+    their inputs) instead of after it; ``reduce_rows``/``reduce_warps``: partial rows per merge
+    step and warps of the reduce kernel (None: chosen by the launcher from the shape).
     Without a config the kernels take :func:`default_config`.
     """
 
@@ -107,6 +108,8 @@ class DecodeConfig:
     planes: bool = True
     planes_min_chunk: int = 512
     pdl: bool = True
+    reduce_rows: int | None = None
+    reduce_warps: int | None = None
 
     def __post_init__(self) -> None:
         if self.block_n < 16 or self.block_n & (self.block_n - 1):
@@ -119,6 +122,12 @@ class DecodeConfig:
             or self.planes_min_chunk < 0
         ):
             raise ValueError(f"DecodeConfig: invalid launch parameters {self}")
+        rows, warps = self.reduce_rows, self.reduce_warps
+        if (rows is not None and (rows < 16 or rows & (rows - 1))) or warps not in (None, 1, 2, 4, 8, 16):
+            raise ValueError(
+                f"DecodeConfig: reduce_rows must be a power of two >= 16 and reduce_warps one of "
+                f"1, 2, 4, 8, 16 (or None, automatic); got {rows!r}, {warps!r}"
+            )
         for name in ("prefetch", "symmetric_lookup", "pair_lookup", "planes", "pdl"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"DecodeConfig.{name}: expected a bool, got {getattr(self, name)!r}")
@@ -714,13 +723,31 @@ def _load_tile(
 
 
 @triton.jit
+def _bf16_halves(x):
+    """``x`` (fp32, or a bf16 ``x``: its own ``hi``, ``lo = 0``) as two bf16 pieces
+    ``hi + lo`` with ~16 significant bits (bf16 has fp32's exponent range, so no scaling)."""
+    x = x.to(tl.float32)
+    hi = x.to(tl.bfloat16)
+    return hi, (x - hi.to(tl.float32)).to(tl.bfloat16)
+
+
+@triton.jit
+def _dot_halves(a_hi, a_lo, b_hi, b_lo, A_LO: tl.constexpr):
+    """``a @ b`` in fp32 from bf16 pieces (``a = a_hi + a_lo``, ``b = b_hi + b_lo``): the small
+    terms first, ``a_lo @ b_lo`` (~2**-16 of the product) left out, ``a_lo`` too unless
+    ``A_LO`` (an ``a`` that is bf16 already has none)."""
+    acc = dot(a_hi, b_lo)
+    if A_LO:
+        acc = dot(a_lo, b_hi, acc)
+    return dot(a_hi, b_hi, acc)
+
+
+@triton.jit
 def _prep_kernel(
     Q,
     stride_qb,
     stride_qh,
-    ROT,
-    stride_r0,
-    stride_r1,
+    ROTP,
     KC,
     VC,
     QOUT,
@@ -735,6 +762,9 @@ def _prep_kernel(
 ):
     """Program (kv head, sequence): ``QOUT[b, h*G+g] = fp16(q @ Pi.T * qk_scale)``.
 
+    ``ROTP``: ``Pi`` as two contiguous bf16 pieces ``[2, D, D]`` (:func:`rotation_pieces`); the
+    query is split into bf16 pieces too (a bf16 query is one), so the rotation is 2 or 3
+    bf16 tensor-core dots with ~16 significant bits, clear of the fp16 the result is stored in.
     ``PDL`` (programmatic dependent launch, see :class:`DecodeConfig`): wait for the kernel
     before this one; the split kernel is let in when this one's stores are issued (it waits for
     them before it reads ``QOUT`` and the tables)."""
@@ -746,14 +776,15 @@ def _prep_kernel(
     d = tl.arange(0, D)
     gmask = (g < G)[:, None]
     q = tl.load(Q + b * stride_qb + (h * G + g)[:, None] * stride_qh + d[None, :], mask=gmask, other=0.0)
+    Q_LO: tl.constexpr = Q.dtype.element_ty != tl.bfloat16
+    q_hi, q_lo = _bf16_halves(q)
     row = b * tl.num_programs(0) * G + h * G + g
-    # output columns in blocks: an fp32 [D, BLOCK_J] operand of the rotation in shared memory
-    # (a whole [256, 256] one, 256 KB, is more than an H200 has)
+    # output columns in blocks (a [256, 256] operand pair is more shared memory than is useful)
     BLOCK_J: tl.constexpr = D if D <= 128 else 64
     for j0 in tl.static_range(0, D, BLOCK_J):
         j = j0 + tl.arange(0, BLOCK_J)
-        rot_t = tl.load(ROT + j[None, :] * stride_r0 + d[:, None] * stride_r1)  # Pi.T[:, j]
-        q_rot = tl.dot(q.to(tl.float32), rot_t, input_precision="tf32x3") * qk_scale
+        pit = ROTP + j[None, :] * D + d[:, None]  # Pi.T[:, j]
+        q_rot = _dot_halves(q_hi, q_lo, tl.load(pit), tl.load(pit + D * D), Q_LO) * qk_scale
         tl.store(QOUT + row[:, None] * D + j[None, :], q_rot.to(tl.float16), mask=gmask)
     if (h == 0) & (b == 0):
         i = tl.arange(0, 16)
@@ -1046,9 +1077,7 @@ def _split_kernel(
 def _reduce_kernel(
     ACC,
     ML,
-    ROT,
-    stride_r0,
-    stride_r1,
+    ROTP,
     OUT,
     stride_ob,
     stride_oh,
@@ -1064,10 +1093,11 @@ def _reduce_kernel(
 
     The ``num_splits * G`` partial rows of a (sequence, kv head) are contiguous (split-major,
     head-minor); they are merged ``ROWS`` at a time with a running maximum per query head,
-    and the rows of each head are summed by a 0/1 selection matrix on the tensor cores, so a
-    long split list costs a few wide steps, not one dependent step per split. ``PDL``: the
-    rotation (D <= 128) is loaded while the split kernel finishes, then the program waits for
-    it."""
+    and the rows of each head are summed by a 0/1 selection matrix on the tensor cores (the
+    weighted rows as two bf16 pieces), so a long split list costs a few wide steps, not one
+    dependent step per split. The rotation back takes ``Pi`` as two bf16 pieces (``ROTP``,
+    as in :func:`_prep_kernel`). ``PDL``: the rotation (D <= 128) is loaded while the split
+    kernel finishes, then the program waits for it."""
     h = tl.program_id(0)
     b = tl.program_id(1)
     H_KV = tl.num_programs(0)
@@ -1075,7 +1105,8 @@ def _reduce_kernel(
     d = tl.arange(0, D)
     BLOCK_J: tl.constexpr = D if D <= 128 else 64  # as in _prep_kernel
     if BLOCK_J == D:
-        rot_all = tl.load(ROT + d[:, None] * stride_r0 + d[None, :] * stride_r1)
+        rot_ptrs = ROTP + d[:, None] * D + d[None, :]
+        rot_hi, rot_lo = tl.load(rot_ptrs), tl.load(rot_ptrs + D * D)
     if PDL:
         gdc_wait()
     r = tl.arange(0, ROWS)
@@ -1096,16 +1127,17 @@ def _reduce_kernel(
         alpha = tl.exp2(m - m_ref)  # 0 while nothing was seen
         w = tl.exp2(m_r - tl.max(tl.where(sel, m_ref[:, None], float("-inf")), 0))  # 0 where empty
         total = total * alpha + tl.sum(tl.where(sel, (l_r * w)[None, :], 0.0), 1)
-        acc = acc * alpha[:, None] + tl.dot(sel.to(tl.float32), a * w[:, None], input_precision="tf32x3")
+        aw_hi, aw_lo = _bf16_halves(a * w[:, None])
+        sel16 = sel.to(tl.float32).to(tl.bfloat16)  # 0/1: exact
+        acc = dot(sel16, aw_hi, dot(sel16, aw_lo, acc * alpha[:, None]))
         m = m_new
-    out_rot = acc / tl.where(total > 0, total, 1.0)[:, None]
+    out_hi, out_lo = _bf16_halves(acc / tl.where(total > 0, total, 1.0)[:, None])
     for j0 in tl.static_range(0, D, BLOCK_J):
         j = j0 + tl.arange(0, BLOCK_J)
-        if BLOCK_J == D:
-            rot = rot_all
-        else:
-            rot = tl.load(ROT + d[:, None] * stride_r0 + j[None, :] * stride_r1)
-        out = tl.dot(out_rot, rot, input_precision="tf32x3")
+        if BLOCK_J != D:
+            rot_ptrs = ROTP + d[:, None] * D + j[None, :]
+            rot_hi, rot_lo = tl.load(rot_ptrs), tl.load(rot_ptrs + D * D)
+        out = _dot_halves(out_hi, out_lo, rot_hi, rot_lo, True)
         ptrs = OUT + b * stride_ob + (h * G + g)[:, None] * stride_oh + j[None, :]
         tl.store(ptrs, out.to(OUT.dtype.element_ty), mask=(g < G)[:, None])
 
@@ -1162,6 +1194,18 @@ def split_plan(
     num_splits = min(num_splits, blocks)
     chunk = -(-blocks // num_splits) * config.block_n
     return -(-max(max_len, 1) // chunk), chunk
+
+
+def _bf16_pieces(rotation: torch.Tensor) -> torch.Tensor:
+    hi = rotation.to(torch.bfloat16)
+    return torch.stack([hi, (rotation - hi.float()).to(torch.bfloat16)]).contiguous()
+
+
+def rotation_pieces(rotation: torch.Tensor) -> torch.Tensor:
+    """``Pi`` (fp32 ``[D, D]``) as two bf16 pieces, contiguous ``[2, D, D]`` with
+    ``Pi ≈ pieces[0] + pieces[1]`` (~16 significant bits), computed once per rotation tensor
+    and in-place version (the prep and reduce kernels' operands)."""
+    return per_codebook(rotation, "bf16 pieces", _bf16_pieces)
 
 
 def _check_query(q: object, head_dim: int | None = None) -> torch.Tensor:
@@ -1251,13 +1295,12 @@ def _launch(
     out = torch.empty(b, h_q, d, dtype=q3.dtype, device=dev)
     scale = _scale(sm_scale, d) * LOG2E
 
+    rot_pieces = rotation_pieces(rotation)
     _prep_kernel[(h_kv, b)](
         q3,
         q3.stride(0),
         q3.stride(1),
-        rotation,
-        rotation.stride(0),
-        rotation.stride(1),
+        rot_pieces,
         k_centroids,
         v_centroids,
         q16,
@@ -1314,12 +1357,12 @@ def _launch(
     # warps (B=1 calls took 1-2 µs longer with the small steps: N=4K 20.1 against 19.3 µs, N=32K
     # 54.7 against 52.9 µs; at N=1K, 32 rows, 15.9 against 17.7 µs)
     few = b * h_kv < 64 and splits * g > 64
+    rows = config.reduce_rows or max(16, (16384 if few else 4096) // d)
+    reduce_warps = config.reduce_warps or (8 if few and d >= 128 else 4)
     _reduce_kernel[(h_kv, b)](
         acc,
         ml,
-        rotation,
-        rotation.stride(0),
-        rotation.stride(1),
+        rot_pieces,
         out,
         out.stride(0),
         out.stride(1),
@@ -1327,9 +1370,9 @@ def _launch(
         G=g,
         G_PAD=g_pad,
         D=d,
-        ROWS=max(16, (16384 if few else 4096) // d),
+        ROWS=rows,
         PDL=pdl,
-        num_warps=8 if few and d >= 128 else 4,
+        num_warps=reduce_warps,
         **launch,
     )
     return out

@@ -14,8 +14,8 @@ from turboquant.triton.decode import (
     DEFAULT_CONFIG,
     MANY_PAIRS_CONFIG,
     MID_WORK_CONFIG,
+    ONE_WAVE_CONFIG,
     WIDE_TILE_CONFIG,
-    WIDE_TILE_MANY_PAIRS_CONFIG,
     DecodeConfig,
     default_config,
     split_plan,
@@ -204,15 +204,17 @@ def test_default_config_by_work():
     """The table of ``default_config``'s docstring, at the benchmark's shapes (8 KV heads)."""
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert default_config(8, 32768, cuda) == WIDE_TILE_CONFIG  # B=1
-    assert default_config(64, 1024, cuda) == WIDE_TILE_CONFIG  # B=8, N=1K
+    assert default_config(64, 1024, cuda) == ONE_WAVE_CONFIG  # B=8, N=1K
     assert default_config(64, 4096, cuda) == MID_WORK_CONFIG  # B=8, N=4K
     assert default_config(64, 32768, cuda) == DEFAULT_CONFIG  # B=8, N=32K
     assert default_config(256, 32768, cuda) == MANY_PAIRS_CONFIG  # B=32, N=32K
     assert default_config(256, 4096, cuda) == MANY_PAIRS_CONFIG  # B=32, N=4K: 1M tokens
-    assert default_config(128, 1024, cuda) == WIDE_TILE_MANY_PAIRS_CONFIG  # B=16, N=1K
+    assert default_config(128, 1024, cuda) == MID_WORK_CONFIG  # B=16, N=1K
+    assert default_config(128, 4096, cuda) == DEFAULT_CONFIG  # B=16, N=4K: 512K tokens
+    assert default_config(256, 1024, cuda) == DEFAULT_CONFIG  # B=32, N=1K
     assert (MANY_PAIRS_CONFIG.num_warps, MANY_PAIRS_CONFIG.ctas_per_sm) == (1, 32)
     assert (MID_WORK_CONFIG.num_warps, MID_WORK_CONFIG.ctas_per_sm) == (1, 8)
-    assert WIDE_TILE_MANY_PAIRS_CONFIG.ctas_per_sm == 3 and WIDE_TILE_MANY_PAIRS_CONFIG.block_n == 128
+    assert ONE_WAVE_CONFIG.ctas_per_sm == 2 and ONE_WAVE_CONFIG.block_n == 128
     assert default_config(8, 32768, cpu) == DEFAULT_CONFIG  # the interpreter: small tiles
     # 3-bit indices through the register lookup take the 4-bit table, L1-table lookups 16 tokens
     assert default_config(64, 32768, cuda, (3, 3)) == DEFAULT_CONFIG

@@ -142,8 +142,14 @@ class DecodeConfig:
 # (32/1/16); B=32, N=32K 828 µs with 32/1/32 against 1019 µs (128/4/3), N=4K 181 against 187 µs;
 # B=1 (N=4K 18 µs, 32K 51 µs) and B=8, N=1K (28 µs) stay with the 4-warp tiles. The interpreter
 # always takes DEFAULT_CONFIG.
+# Session 17 (docs/results/h200-2026-12-03-s17/run3_config_ab.jsonl, 3 interleaved rounds):
+# from MID_PAIRS pairs on, short work takes the 4-warp tiles at 2 programs per SM (one wave:
+# B=8 N=1K 17.1 against 18.8 µs with 4, N=2K 25.0 against 26.4; at B=1 equal up to N=4K and
+# not timed beyond, so B=1 keeps 4), and 128+ pairs of short work take 1-warp tiles (B=16
+# N=1K/2K 24.8/40.0 µs with 32/1/8 against 26.4/44.0 with 128/4/3; B=16 N=4K and B=32
+# N=1K/2K 70.0/44.0/70.7 with 32/1/16 against 75.1/45.4/76.6).
 WIDE_TILE_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=4)
-WIDE_TILE_MANY_PAIRS_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=3)
+ONE_WAVE_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=2)
 DEFAULT_CONFIG = DecodeConfig()
 MID_WORK_CONFIG = DecodeConfig(ctas_per_sm=8)
 MANY_PAIRS_CONFIG = DecodeConfig(ctas_per_sm=32)
@@ -152,6 +158,7 @@ LONG_WORK_TOKENS = 1 << 20  # sequences × KV heads × context from which the 1-
 MID_WORK_TOKENS = 1 << 18  # ... with 8 programs per SM, given at least MID_PAIRS pairs
 MID_PAIRS = 32
 FEW_PAIRS = 128  # from this many (sequence, KV head) pairs on: MANY_PAIRS_CONFIG (long work)
+MANY_PAIRS_MID_TOKENS = 1 << 19  # ... and below LONG_WORK_TOKENS: DEFAULT_CONFIG from here on
 
 
 def default_config(
@@ -170,11 +177,13 @@ def default_config(
     ===============================  ===============================  ==========================
     >= ``LONG_WORK_TOKENS``          ``DEFAULT_CONFIG`` (32/1/16)     ``MANY_PAIRS_CONFIG``
                                                                       (32/1/32)
-    >= ``MID_WORK_TOKENS``           ``MID_WORK_CONFIG`` (32/1/8)     ``WIDE_TILE_MANY_PAIRS_``
-                                     from ``MID_PAIRS`` pairs, else   ``CONFIG`` (128/4/3)
-                                     ``WIDE_TILE_CONFIG`` (128/4/4)
-    less                             ``WIDE_TILE_CONFIG``             ``WIDE_TILE_MANY_PAIRS_``
-                                                                      ``CONFIG``
+    >= ``MANY_PAIRS_MID_TOKENS``     as the row below                 ``DEFAULT_CONFIG``
+    >= ``MID_WORK_TOKENS``           ``MID_WORK_CONFIG`` (32/1/8)     ``MID_WORK_CONFIG``, from
+                                     from ``MID_PAIRS`` pairs, else   ``2 * FEW_PAIRS`` pairs
+                                     ``WIDE_TILE_CONFIG`` (128/4/4)   ``DEFAULT_CONFIG``
+    less                             ``ONE_WAVE_CONFIG`` (128/4/2)    as the row above
+                                     from ``MID_PAIRS`` pairs, else
+                                     ``WIDE_TILE_CONFIG``
     ===============================  ===============================  ==========================
 
     (block_n / num_warps / ctas_per_sm). 3-bit indices through the register lookup
@@ -190,12 +199,14 @@ def default_config(
         return DEFAULT_CONFIG
     work = pairs * max_len
     if pairs >= FEW_PAIRS:
-        return MANY_PAIRS_CONFIG if work >= LONG_WORK_TOKENS else WIDE_TILE_MANY_PAIRS_CONFIG
+        if work >= LONG_WORK_TOKENS:
+            return MANY_PAIRS_CONFIG
+        return DEFAULT_CONFIG if work >= MANY_PAIRS_MID_TOKENS or pairs >= 2 * FEW_PAIRS else MID_WORK_CONFIG
     if work >= LONG_WORK_TOKENS:
         return DEFAULT_CONFIG
-    if work >= MID_WORK_TOKENS and pairs >= MID_PAIRS:
-        return MID_WORK_CONFIG
-    return WIDE_TILE_CONFIG
+    if pairs < MID_PAIRS:
+        return WIDE_TILE_CONFIG
+    return MID_WORK_CONFIG if work >= MID_WORK_TOKENS else ONE_WAVE_CONFIG
 
 
 # ----------------------------------------------------------------------------- kernels

@@ -170,23 +170,16 @@ def default_config(
 ) -> DecodeConfig:
     """The launch configuration used when none is given: ``pairs`` = sequences × KV heads,
     ``max_len`` the longest context, ``bits`` = (K bits, V bits); ``work = pairs * max_len``.
-    4-bit K and V on a GPU (see the measurements above):
+    4-bit K and V on a GPU (see the measurements above), block_n / num_warps / ctas_per_sm:
 
-    ===============================  ===============================  ==========================
-    work                             pairs < ``FEW_PAIRS``            pairs >= ``FEW_PAIRS``
-    ===============================  ===============================  ==========================
-    >= ``LONG_WORK_TOKENS``          ``DEFAULT_CONFIG`` (32/1/16)     ``MANY_PAIRS_CONFIG``
-                                                                      (32/1/32)
-    >= ``MANY_PAIRS_MID_TOKENS``     as the row below                 ``DEFAULT_CONFIG``
-    >= ``MID_WORK_TOKENS``           ``MID_WORK_CONFIG`` (32/1/8)     ``MID_WORK_CONFIG``, from
-                                     from ``MID_PAIRS`` pairs, else   ``2 * FEW_PAIRS`` pairs
-                                     ``WIDE_TILE_CONFIG`` (128/4/4)   ``DEFAULT_CONFIG``
-    less                             ``ONE_WAVE_CONFIG`` (128/4/2)    as the row above
-                                     from ``MID_PAIRS`` pairs, else
-                                     ``WIDE_TILE_CONFIG``
-    ===============================  ===============================  ==========================
+    * ``pairs >= FEW_PAIRS``: ``MANY_PAIRS_CONFIG`` (32/1/32) from ``LONG_WORK_TOKENS`` of
+      work; below it ``DEFAULT_CONFIG`` (32/1/16) from ``MANY_PAIRS_MID_TOKENS`` or
+      ``2 * FEW_PAIRS`` pairs, else ``MID_WORK_CONFIG`` (32/1/8);
+    * fewer pairs: ``DEFAULT_CONFIG`` from ``LONG_WORK_TOKENS``; below it, under ``MID_PAIRS``
+      pairs ``WIDE_TILE_CONFIG`` (128/4/4), else ``MID_WORK_CONFIG`` from ``MID_WORK_TOKENS``
+      and ``ONE_WAVE_CONFIG`` (128/4/2) under it.
 
-    (block_n / num_warps / ctas_per_sm). 3-bit indices through the register lookup
+    3-bit indices through the register lookup
     (``register_lookup``: symmetric codebooks, head dim >= 128, see :func:`_symmetric_lookup`)
     take the same table: the K3/V3 sweep of session 16 (run 6) found its entries fastest (B=1,
     N=4K 20.9 µs with 128/4/4, N=32K 59.4; B=8, N=4K 52.1 with 32/1/8, N=32K 259.7 with 32/1/16;

@@ -1,9 +1,11 @@
-"""Scratch (not committed): short-context launch configurations, 3 interleaved rounds."""
+"""Session 17 run 3 (``--b1``: the B=1 check that found no GPU): short-context launch
+configurations against bf16 SDPA flash, 3 interleaved rounds. Run from the repository root:
+``python docs/results/h200-2026-12-03-s17/config_ab.py``."""
 import dataclasses, json, sys
 from pathlib import Path
 import torch
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
 import bench_decode as bd
 from turboquant.paged import PagedKVLayout
 from turboquant.quantizer import TurboQuantMSE
@@ -23,7 +25,7 @@ cands = {"128/4/4": DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=4)} if "-
 flash = bd._sdpa(SDPBackend.FLASH_ATTENTION)
 shapes = [(1, n) for n in (8192, 16384, 32768)] + [(8, 1024), (8, 2048)] if "--b1" in sys.argv else [(b, n) for b in (1, 8, 16, 32) for n in (1024, 2048, 4096)]
 for b, n in shapes:
-    if True:
+    if True:  # (the loop body as run)
         lay = PagedKVLayout(8, 128, 4, 4)
         pool, table = bd._random_pool(b, n, lay, gen)
         q = torch.randn(b, 32, 128, device="cuda", dtype=torch.bfloat16, generator=gen)

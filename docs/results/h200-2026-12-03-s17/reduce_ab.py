@@ -1,9 +1,10 @@
-"""Scratch (not committed): reduce launch A/B and per-kernel profile at several shapes."""
+"""Session 17 run 1: the reduce kernel's (rows, warps) against the launcher's choice, and
+per-kernel times. Run from the repository root: ``python docs/results/h200-2026-12-03-s17/reduce_ab.py``."""
 import dataclasses, json, sys
 from pathlib import Path
 import torch
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
 import bench_decode as bd
 from turboquant.paged import PagedKVLayout
 from turboquant.quantizer import TurboQuantMSE

@@ -38,9 +38,6 @@ def variants() -> list[tuple]:
     for (kb, vb), d, (bn, w) in itertools.product(BITS, HEAD_DIMS, TILES):
         out.append(("split", kb, vb, d, bn, w, True))
     out += [("split", 4, 4, 128, 32, 1, False), ("split", 3, 3, 128, 32, 1, False)]  # contiguous
-    # DecodeConfig.fused_merge: the split kernel with the merge of the reduce kernel
-    out += [("split", 4, 4, d, bn, w, True, True) for d in HEAD_DIMS for bn, w in ((32, 1), (128, 4))]
-    out += [("split", 3, 3, 128, 32, 1, True, True), ("split", 4, 4, 128, 32, 1, False, True)]
     out += [("compress", *cfg, asm) for cfg in ((64, 4, 1), (128, 8, 1)) for asm in (True, False)]
     out += [("prefill", lookup, 64, 128, 4, 2) for lookup in (True, False)]
     return out
@@ -62,9 +59,8 @@ def compile_one(v: tuple) -> str | None:
                 "VC": "*fp32",
                 "QOUT": "*fp16",
                 "TAB": "*fp16",
-                "CNT": "*i32",
             }
-            consts = dict(G=4, G_PAD=16, D=d, NK=nk, NV=nv, PDL=True, MERGE=nk == nv)
+            consts = dict(G=4, G_PAD=16, D=d, NK=nk, NV=nv, PDL=True)
             report.compile_sm90(decode._prep_kernel, pointers, consts, [], 8, 1, types={"qk_scale": "fp32"})
         elif v[0] == "reduce":
             _, d, rows, warps = v
@@ -80,8 +76,8 @@ def compile_one(v: tuple) -> str | None:
 
             prefill_static_report.compile_prefill(*v[1:])
         else:
-            _, kb, vb, d, bn, w, paged, *merge = v
-            report.compile_split(kb, bn, w, paged=paged, head_dim=d, v_bits=vb, merge=bool(merge))
+            _, kb, vb, d, bn, w, paged = v
+            report.compile_split(kb, bn, w, paged=paged, head_dim=d, v_bits=vb)
     except Exception:  # noqa: BLE001 - every failure is reported, with its traceback's last line
         return traceback.format_exc().strip().splitlines()[-1]
     return None

@@ -45,9 +45,6 @@ POINTERS = {
     "LENS": "*i32",
     "ACC": "*fp32",
     "ML": "*fp32",
-    "ROTP": "*bf16",
-    "OUT": "*bf16",
-    "CNT": "*i32",
 }
 
 
@@ -69,13 +66,7 @@ def launch_strides(bits: int, paged: bool, head_dim: int = 128) -> dict[str, int
         k = v = (H_KV * N * nb, nb, N * nb, H_KV * N, 1, N)
     names = [f"stride_{t}{a}" for t in ("k", "kn", "v", "vn") for a in ("p", "t", "h")]
     values = [k[0], k[1], k[2], k[3], k[4], k[5], v[0], v[1], v[2], v[3], v[4], v[5]]
-    return dict(
-        zip(names, values, strict=True),
-        stride_bt=N // PAGE,
-        stride_ob=32 * head_dim,
-        stride_oh=head_dim,
-        chunk=1024,
-    )
+    return dict(zip(names, values, strict=True), stride_bt=N // PAGE, chunk=1024)
 
 
 def compile_sm90(fn, pointers: dict, constants: dict, aligned, warps: int, stages: int, types=None):
@@ -110,10 +101,9 @@ def compile_split(
     planes: bool = True,
     v_bits: int | None = None,
     pdl: bool = True,
-    merge: bool = False,
 ):
     """The split kernel as ``bench_decode.py`` launches it on an H100/H200 (page 16, K bits
-    ``bits``, V bits ``v_bits`` or the same; ``merge``: ``DecodeConfig.fused_merge``)."""
+    ``bits``, V bits ``v_bits`` or the same)."""
     fn = decode._split_kernel
     v_bits = bits if v_bits is None else v_bits
     constants = dict(
@@ -133,9 +123,6 @@ def compile_split(
         K_PLANES=planes and decode._plane_dots(bits, head_dim, num_warps),
         V_PLANES=planes and decode._plane_dots(v_bits, head_dim, num_warps),
         PDL=pdl,
-        MERGE=merge,
-        MERGE_ROWS=16 if num_warps == 1 else 32,
-        MERGE_BLOCK_J=min(head_dim, 32 if num_warps == 1 else 64),
     )
     # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0
     values = launch_strides(bits, paged, head_dim)
@@ -216,9 +203,6 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--no-planes", action="store_true", help="DecodeConfig(planes=False): tiles in coordinate order"
     )
-    parser.add_argument(
-        "--fused-merge", action="store_true", help="DecodeConfig(fused_merge=True): no reduce kernel"
-    )
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
     args = parser.parse_args(argv)
     print(f"triton {triton.__version__}, {_ptxas().name}, sm_90a")
@@ -235,7 +219,6 @@ def main(argv=None) -> None:
                         symmetric=not args.no_symmetric,
                         pair=not args.no_pair,
                         planes=not args.no_planes,
-                        merge=args.fused_merge,
                     )
                     ttgir = kernel.asm["ttgir"]
                     st = kernel_stats(kernel, Path(tmp))
@@ -245,8 +228,7 @@ def main(argv=None) -> None:
                         f"block_n={block_n} warps={warps}{' no-prefetch' if args.no_prefetch else ''}"
                         f"{' 16-entry' if args.no_symmetric else ''}"
                         f"{' no-pair' if args.no_pair else ''}"
-                        f"{' no-planes' if args.no_planes else ''}"
-                        f"{' fused-merge' if args.fused_merge else ''}: "
+                        f"{' no-planes' if args.no_planes else ''}: "
                         f"{st['registers']} registers, "
                         f"spill stores/loads {st['spill'][0]}/{st['spill'][1]} B, "
                         f"shared {st['shared']} B, "

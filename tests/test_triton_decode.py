@@ -240,15 +240,7 @@ HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 
 @pytest.mark.skipif(not HOPPER, reason="programmatic dependent launch needs an sm_90 or later GPU")
 @pytest.mark.parametrize(
     "d, config",
-    [
-        (128, DEFAULT_CONFIG),
-        (128, WIDE_TILE_CONFIG),
-        (64, MID_WORK_CONFIG),
-        (256, DEFAULT_CONFIG),
-        # the merge in the split kernel: tickets zeroed by each call's prep kernel
-        (128, dataclasses.replace(DEFAULT_CONFIG, fused_merge=True)),
-        (128, dataclasses.replace(ONE_WAVE_CONFIG, fused_merge=True)),
-    ],
+    [(128, DEFAULT_CONFIG), (128, WIDE_TILE_CONFIG), (64, MID_WORK_CONFIG), (256, DEFAULT_CONFIG)],
 )
 def test_programmatic_launch_gives_the_serial_launches_outputs(d, config):
     """``DecodeConfig.pdl``: the split kernel starts before the prep kernel has finished and the
@@ -395,7 +387,6 @@ def _prep_tables(q, k_cb, v_cb, n: int = 16):
         v_cb,
         q16,
         tab,
-        q16,  # CNT: no tickets (MERGE=False)
         1.0,
         G=4,
         G_PAD=16,
@@ -529,30 +520,6 @@ def test_l1_table_lookups_read_the_indexed_entry(which):
                 assert got == table[(w >> shift) & mask]
 
 
-@pytest.mark.parametrize(
-    "d, group, warps, block_n",
-    [(64, 4, 4, 16), (128, 4, 1, 32), (128, 1, 4, 16), (256, 8, 1, 16)],  # (128, 4, 1): plane dots
-)
-def test_fused_merge_matches_reference_and_reduce_kernel(d, group, warps, block_n):
-    """``DecodeConfig.fused_merge``: the last split of each (sequence, KV head) merges them
-    (an atomic ticket) instead of the reduce kernel; empty and one-token sequences, one split
-    (the ticket's first taker is the last) and more splits than a short sequence fills."""
-    lens = [0, 1, 45, 96]
-    lay, pool, table, seq_lens, kq, vq = _paged_batch(lens, 2, 4, 4, 16, max_blocks=6, d=d)
-    q = torch.randn(len(lens), 2 * group, d, device=DEV).half()
-    args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
-    ref = tq_paged_decode_reference(*args)
-    for splits in (1, 3):
-        base = DecodeConfig(block_n=block_n, num_warps=warps, planes_min_chunk=0)
-        unfused = tq_paged_decode(*args, num_splits=splits, config=base)
-        fused = tq_paged_decode(*args, num_splits=splits, config=dataclasses.replace(base, fused_merge=True))
-        _close(fused, ref, torch.float16)
-        torch.testing.assert_close(fused, unfused, atol=1e-3, rtol=1e-3)
-    assert fused[0].abs().max() == 0
-    with pytest.raises(TypeError, match="fused_merge: expected a bool or None"):
-        DecodeConfig(fused_merge=1)
-
-
 def test_many_splits_odd_group_reduce():
     # 3 query heads per KV head and 100 splits: 300 partial rows per (sequence, KV head), more
     # than one of the reduction's steps (256 rows at d=64), some splits empty (ragged lengths)
@@ -562,12 +529,7 @@ def test_many_splits_odd_group_reduce():
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
     ref = tq_paged_decode_reference(*args)
     # the launcher's merge steps (256 rows) and 19 steps of 16 rows in programs of 2 warps
-    # and the merge fused into the split kernel (300 rows in 19 steps of 16 by the last split)
-    for cfg in (
-        DecodeConfig(block_n=16),
-        DecodeConfig(block_n=16, reduce_rows=16, reduce_warps=2),
-        DecodeConfig(block_n=16, fused_merge=True),
-    ):
+    for cfg in (DecodeConfig(block_n=16), DecodeConfig(block_n=16, reduce_rows=16, reduce_warps=2)):
         _close(tq_paged_decode(*args, num_splits=100, config=cfg), ref, torch.float16)
     for bad in (dict(reduce_rows=24), dict(reduce_rows=8), dict(reduce_warps=3)):
         with pytest.raises(ValueError, match="reduce_rows must be a power of two >= 16"):

@@ -92,10 +92,7 @@ class DecodeConfig:
     with programmatic dependent launch, so each starts while the one before it finishes (the
     split kernel loads its first tile and the reduce kernel the rotation before they wait for
     their inputs) instead of after it; ``reduce_rows``/``reduce_warps``: partial rows per merge
-    step and warps of the reduce kernel (None: chosen by the launcher from the shape);
-    ``fused_merge``: the last split program of each (sequence, KV head) to finish merges the
-    splits and rotates back itself (an atomic ticket per pair, zeroed by the prep kernel),
-    so no reduce kernel is launched (None: the launcher's choice, :func:`_fuse_merge`).
+    step and warps of the reduce kernel (None: chosen by the launcher from the shape).
     Without a config the kernels take :func:`default_config`.
     """
 
@@ -113,7 +110,6 @@ class DecodeConfig:
     pdl: bool = True
     reduce_rows: int | None = None
     reduce_warps: int | None = None
-    fused_merge: bool | None = None
 
     def __post_init__(self) -> None:
         if self.block_n < 16 or self.block_n & (self.block_n - 1):
@@ -135,8 +131,6 @@ class DecodeConfig:
         for name in ("prefetch", "symmetric_lookup", "pair_lookup", "planes", "pdl"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"DecodeConfig.{name}: expected a bool, got {getattr(self, name)!r}")
-        if self.fused_merge is not None and not isinstance(self.fused_merge, bool):
-            raise TypeError(f"DecodeConfig.fused_merge: expected a bool or None, got {self.fused_merge!r}")
 
 
 # The defaults, from scripts/bench_decode.py --graph --sweep on an H200 (32/8 heads, d=128,
@@ -762,7 +756,6 @@ def _prep_kernel(
     VC,
     QOUT,
     TAB,
-    CNT,
     qk_scale,
     G: tl.constexpr,
     G_PAD: tl.constexpr,
@@ -770,11 +763,8 @@ def _prep_kernel(
     NK: tl.constexpr,
     NV: tl.constexpr,
     PDL: tl.constexpr = False,
-    MERGE: tl.constexpr = False,
 ):
-    """Program (kv head, sequence): ``QOUT[b, h*G+g] = fp16(q @ Pi.T * qk_scale)``; with
-    ``MERGE`` (:class:`DecodeConfig` ``fused_merge``) it also zeroes the pair's ticket
-    ``CNT[b, h]`` that the split programs count up.
+    """Program (kv head, sequence): ``QOUT[b, h*G+g] = fp16(q @ Pi.T * qk_scale)``.
 
     ``ROTP``: ``Pi`` as two contiguous bf16 pieces ``[2, D, D]`` (:func:`rotation_pieces`); the
     query is split into bf16 pieces too (a bf16 query is one), so the rotation is 2 or 3
@@ -793,8 +783,6 @@ def _prep_kernel(
     Q_LO: tl.constexpr = Q.dtype.element_ty != tl.bfloat16
     q_hi, q_lo = _bf16_halves(q)
     row = b * tl.num_programs(0) * G + h * G + g
-    if MERGE:
-        tl.store(CNT + b * tl.num_programs(0) + h, 0)
     # output columns in blocks (a [256, 256] operand pair is more shared memory than is useful)
     BLOCK_J: tl.constexpr = D if D <= 128 else 64
     for j0 in tl.static_range(0, D, BLOCK_J):
@@ -839,9 +827,6 @@ def _split_kernel(
     LENS,
     ACC,
     ML,
-    ROTP,
-    OUT,
-    CNT,
     stride_kp,
     stride_kt,
     stride_kh,
@@ -855,8 +840,6 @@ def _split_kernel(
     stride_vnt,
     stride_vnh,
     stride_bt,
-    stride_ob,
-    stride_oh,
     seq_len_all,
     chunk,
     num_splits,
@@ -876,9 +859,6 @@ def _split_kernel(
     K_PLANES: tl.constexpr = False,
     V_PLANES: tl.constexpr = False,
     PDL: tl.constexpr = False,
-    MERGE: tl.constexpr = False,
-    MERGE_ROWS: tl.constexpr = 16,
-    MERGE_BLOCK_J: tl.constexpr = 32,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
@@ -894,12 +874,6 @@ def _split_kernel(
     ``KN``/``VN``: fp32 pointers at the matching norms; strides: page-or-sequence, token,
     head (bytes for packed, elements for norms). ``PAGED``: token ``t`` of sequence ``b`` is
     row ``t % PAGE`` of page ``BT[b, t // PAGE]``; otherwise it is token ``t`` of sequence ``b``.
-
-    ``MERGE`` (:class:`DecodeConfig` ``fused_merge``): after its partial row, each program
-    takes a ticket of its (sequence, KV head) (``CNT``, zeroed by the prep kernel; the CUTLASS
-    semaphore pattern: a barrier, then one thread's acquire-release atomic), and the last of the
-    ``num_splits`` merges them and writes ``OUT`` rotated back, ``MERGE_ROWS`` partial rows per
-    step and ``MERGE_BLOCK_J`` output columns at a time (what the reduce kernel does otherwise).
     """
     split = tl.program_id(0)
     h = tl.program_id(1)
@@ -1084,7 +1058,7 @@ def _split_kernel(
             kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
             blk_next = blk_after
 
-    if PDL and not MERGE:  # the reduce kernel may start (it waits for this grid before reading ACC/ML)
+    if PDL:  # the reduce kernel may start (it waits for this grid before reading ACC/ML)
         gdc_launch_dependents()
     part = ((b * H_KV + h) * num_splits + split) * G + g
     tl.store(ML + 2 * part, m_i, mask=gmask)
@@ -1101,115 +1075,6 @@ def _split_kernel(
         tl.store(rows + _plane_coords(7, W)[None, :], a7, mask=gmask[:, None])
     else:
         tl.store(rows + d[None, :], a0, mask=gmask[:, None])
-    if MERGE:
-        tl.debug_barrier()  # every thread's partial-row stores are issued before the ticket
-        pair = b * H_KV + h
-        if tl.atomic_add(CNT + pair, 1, sem="acq_rel", scope="gpu") == num_splits - 1:
-            _merge_pair(
-                ACC,
-                ML,
-                ROTP,
-                OUT + b * stride_ob + h * G * stride_oh,
-                stride_oh,
-                pair,
-                num_splits,
-                G,
-                G_PAD,
-                D,
-                MERGE_ROWS,
-                MERGE_BLOCK_J,
-            )
-
-
-@triton.jit
-def _merged_rows(
-    ACC,
-    ML,
-    base,
-    n_rows,
-    G: tl.constexpr,
-    G_PAD: tl.constexpr,
-    D: tl.constexpr,
-    ROWS: tl.constexpr,
-    CACHE: tl.constexpr,
-):
-    """Log-sum-exp merge of the ``n_rows`` partial rows from row ``base`` (split-major,
-    head-minor: row ``r`` belongs to query head ``r % G``): ``acc / sum`` per query head,
-    ``[G_PAD, D]`` fp32, zeros for a head that saw no token. Empty splits carry
-    ``max = -inf, sum = 0``.
-
-    The rows are read ``ROWS`` at a time with a running maximum per query head, and the rows
-    of each head are summed by a 0/1 selection matrix on the tensor cores (the weighted rows as
-    two bf16 pieces), so a long split list costs a few wide steps, not one dependent step per
-    split. ``CACHE``: the loads' cache modifier (``".cg"`` where other programs of the same
-    grid wrote the rows)."""
-    g = tl.arange(0, G_PAD)
-    d = tl.arange(0, D)
-    r = tl.arange(0, ROWS)
-    m = tl.full([G_PAD], float("-inf"), tl.float32)
-    total = tl.zeros([G_PAD], tl.float32)
-    acc = tl.zeros([G_PAD, D], tl.float32)
-    for r0 in range(0, n_rows, ROWS):
-        rows = r0 + r
-        live = rows < n_rows
-        m_r = tl.load(ML + 2 * (base + rows), mask=live, other=float("-inf"), cache_modifier=CACHE)
-        l_r = tl.load(ML + 2 * (base + rows) + 1, mask=live, other=0.0, cache_modifier=CACHE)
-        a = tl.load(
-            ACC + (base + rows)[:, None] * D + d[None, :], mask=live[:, None], other=0.0, cache_modifier=CACHE
-        )
-        sel = (rows % G)[None, :] == g[:, None]  # [G_PAD, ROWS]: row -> its query head
-        m_new = tl.maximum(m, tl.max(tl.where(sel, m_r[None, :], float("-inf")), 1))
-        m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.exp2(m - m_ref)  # 0 while nothing was seen
-        w = tl.exp2(m_r - tl.max(tl.where(sel, m_ref[:, None], float("-inf")), 0))  # 0 where empty
-        total = total * alpha + tl.sum(tl.where(sel, (l_r * w)[None, :], 0.0), 1)
-        aw_hi, aw_lo = _bf16_halves(a * w[:, None])
-        sel16 = sel.to(tl.float32).to(tl.bfloat16)  # 0/1: exact
-        acc = dot(sel16, aw_hi, dot(sel16, aw_lo, acc * alpha[:, None]))
-        m = m_new
-    return acc / tl.where(total > 0, total, 1.0)[:, None]
-
-
-@triton.jit
-def _store_rotated(
-    x, ROTP, out_rows, gmask, D: tl.constexpr, BLOCK_J: tl.constexpr, rot_hi, rot_lo, LOADED: tl.constexpr
-):
-    """``out_rows[:, j] = x @ Pi`` (``x`` fp32 ``[G_PAD, D]``, rows ``gmask`` stored) with ``Pi``
-    as two bf16 pieces (``ROTP``, as in :func:`_prep_kernel`), ``BLOCK_J`` output columns at a
-    time; ``LOADED``: ``BLOCK_J == D`` and the caller loaded the pieces (``rot_hi``,
-    ``rot_lo``)."""
-    d = tl.arange(0, D)
-    x_hi, x_lo = _bf16_halves(x)
-    for j0 in tl.static_range(0, D, BLOCK_J):
-        j = j0 + tl.arange(0, BLOCK_J)
-        if not LOADED:
-            rot_ptrs = ROTP + d[:, None] * D + j[None, :]
-            rot_hi, rot_lo = tl.load(rot_ptrs), tl.load(rot_ptrs + D * D)
-        out = _dot_halves(x_hi, x_lo, rot_hi, rot_lo, True)
-        tl.store(out_rows + j[None, :], out.to(out_rows.dtype.element_ty), mask=gmask[:, None])
-
-
-@triton.jit(noinline=True)
-def _merge_pair(
-    ACC,
-    ML,
-    ROTP,
-    OUT,
-    stride_oh,
-    pair,
-    num_splits,
-    G: tl.constexpr,
-    G_PAD: tl.constexpr,
-    D: tl.constexpr,
-    ROWS: tl.constexpr,
-    BLOCK_J: tl.constexpr,
-):
-    """The fused merge of one (sequence, KV head) (``_split_kernel``'s ``MERGE``): its splits'
-    rows merged and rotated back into ``OUT`` (the pair's first output row). A function of its
-    own (not inlined) so that the split kernel's main loop is compiled as without it."""
-    g = tl.arange(0, G_PAD)
-    x = _merged_rows(ACC, ML, pair * num_splits * G, num_splits * G, G, G_PAD, D, ROWS, ".cg")
-    _store_rotated(x, ROTP, OUT + g[:, None] * stride_oh, g < G, D, BLOCK_J, 0, 0, False)
 
 
 @triton.jit
@@ -1227,10 +1092,16 @@ def _reduce_kernel(
     ROWS: tl.constexpr,
     PDL: tl.constexpr = False,
 ):
-    """Program (kv head, sequence): the merge of its splits (:func:`_merged_rows`), then
-    ``out = acc/l @ Pi`` (:func:`_store_rotated`); an empty sequence gives zeros. ``PDL``: the
-    rotation (D <= 128) is loaded while the split kernel finishes, then the program waits for
-    it."""
+    """Program (kv head, sequence): log-sum-exp merge of the splits, then ``out = acc/l @ Pi``.
+    Empty splits carry ``max = -inf, sum = 0``; an empty sequence gives zeros.
+
+    The ``num_splits * G`` partial rows of a (sequence, kv head) are contiguous (split-major,
+    head-minor); they are merged ``ROWS`` at a time with a running maximum per query head,
+    and the rows of each head are summed by a 0/1 selection matrix on the tensor cores (the
+    weighted rows as two bf16 pieces), so a long split list costs a few wide steps, not one
+    dependent step per split. The rotation back takes ``Pi`` as two bf16 pieces (``ROTP``,
+    as in :func:`_prep_kernel`). ``PDL``: the rotation (D <= 128) is loaded while the split
+    kernel finishes, then the program waits for it."""
     h = tl.program_id(0)
     b = tl.program_id(1)
     H_KV = tl.num_programs(0)
@@ -1240,13 +1111,39 @@ def _reduce_kernel(
     if BLOCK_J == D:
         rot_ptrs = ROTP + d[:, None] * D + d[None, :]
         rot_hi, rot_lo = tl.load(rot_ptrs), tl.load(rot_ptrs + D * D)
-    else:
-        rot_hi, rot_lo = 0, 0
     if PDL:
         gdc_wait()
-    x = _merged_rows(ACC, ML, (b * H_KV + h) * num_splits * G, num_splits * G, G, G_PAD, D, ROWS, "")
-    out_rows = OUT + b * stride_ob + (h * G + g)[:, None] * stride_oh
-    _store_rotated(x, ROTP, out_rows, g < G, D, BLOCK_J, rot_hi, rot_lo, BLOCK_J == D)
+    r = tl.arange(0, ROWS)
+    base = (b * H_KV + h) * num_splits * G
+    n_rows = num_splits * G
+    m = tl.full([G_PAD], float("-inf"), tl.float32)
+    total = tl.zeros([G_PAD], tl.float32)
+    acc = tl.zeros([G_PAD, D], tl.float32)
+    for r0 in range(0, n_rows, ROWS):
+        rows = r0 + r
+        live = rows < n_rows
+        m_r = tl.load(ML + 2 * (base + rows), mask=live, other=float("-inf"))
+        l_r = tl.load(ML + 2 * (base + rows) + 1, mask=live, other=0.0)
+        a = tl.load(ACC + (base + rows)[:, None] * D + d[None, :], mask=live[:, None], other=0.0)
+        sel = (rows % G)[None, :] == g[:, None]  # [G_PAD, ROWS]: row -> its query head
+        m_new = tl.maximum(m, tl.max(tl.where(sel, m_r[None, :], float("-inf")), 1))
+        m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.exp2(m - m_ref)  # 0 while nothing was seen
+        w = tl.exp2(m_r - tl.max(tl.where(sel, m_ref[:, None], float("-inf")), 0))  # 0 where empty
+        total = total * alpha + tl.sum(tl.where(sel, (l_r * w)[None, :], 0.0), 1)
+        aw_hi, aw_lo = _bf16_halves(a * w[:, None])
+        sel16 = sel.to(tl.float32).to(tl.bfloat16)  # 0/1: exact
+        acc = dot(sel16, aw_hi, dot(sel16, aw_lo, acc * alpha[:, None]))
+        m = m_new
+    out_hi, out_lo = _bf16_halves(acc / tl.where(total > 0, total, 1.0)[:, None])
+    for j0 in tl.static_range(0, D, BLOCK_J):
+        j = j0 + tl.arange(0, BLOCK_J)
+        if BLOCK_J != D:
+            rot_ptrs = ROTP + d[:, None] * D + j[None, :]
+            rot_hi, rot_lo = tl.load(rot_ptrs), tl.load(rot_ptrs + D * D)
+        out = _dot_halves(out_hi, out_lo, rot_hi, rot_lo, True)
+        ptrs = OUT + b * stride_ob + (h * G + g)[:, None] * stride_oh + j[None, :]
+        tl.store(ptrs, out.to(OUT.dtype.element_ty), mask=(g < G)[:, None])
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -1283,12 +1180,6 @@ def _symmetric_lookup(bits: int, d: int, centroids: torch.Tensor | None = None) 
     if not (bits == 4 or (bits == 3 and d >= 128)):
         return False
     return centroids is None or is_symmetric(centroids)
-
-
-def _fuse_merge(config: DecodeConfig, pairs: int, num_splits: int) -> bool:
-    """Whether the split kernel merges the splits itself (``DecodeConfig.fused_merge``; None:
-    not yet chosen automatically)."""
-    return bool(config.fused_merge)
 
 
 def split_plan(
@@ -1380,9 +1271,8 @@ def _launch(
     num_splits,
     config,
 ) -> torch.Tensor:
-    """Run prep → split → reduce (prep → split with ``fused_merge``); ``tensors`` = (K, KN, V,
-    VN) base views, ``strides`` the 12 split-kernel strides. Returns ``[B, H_q, D]`` in
-    ``q3``'s dtype."""
+    """Run prep → split → reduce; ``tensors`` = (K, KN, V, VN) base views, ``strides`` the 12
+    split-kernel strides. Returns ``[B, H_q, D]`` in ``q3``'s dtype."""
     b, h_q, d = q3.shape
     if h_q % h_kv:
         raise ValueError(f"q: {h_q} query heads is not a multiple of {h_kv} KV heads")
@@ -1401,13 +1291,11 @@ def _launch(
     pdl = config.pdl and _has_pdl(dev)
     launch = {"launch_pdl": True} if pdl else {}
 
-    fuse = _fuse_merge(config, b * h_kv, splits)
     half = torch.empty(2 * _TABLE + b * h_q * d, dtype=torch.float16, device=dev)  # 512-byte aligned
     tab, q16 = half[: 2 * _TABLE], half[2 * _TABLE :]
     n_part = b * h_kv * splits * g
-    work = torch.empty(n_part * (d + 2) + b * h_kv, dtype=torch.float32, device=dev)
-    acc, ml = work[: n_part * d], work[n_part * d : n_part * (d + 2)]
-    tickets = work[n_part * (d + 2) :].view(torch.int32)  # zeroed by the prep kernel when fused
+    work = torch.empty(n_part * (d + 2), dtype=torch.float32, device=dev)
+    acc, ml = work[: n_part * d], work[n_part * d :]
     out = torch.empty(b, h_q, d, dtype=q3.dtype, device=dev)
     scale = _scale(sm_scale, d) * LOG2E
 
@@ -1421,7 +1309,6 @@ def _launch(
         v_centroids,
         q16,
         tab,
-        tickets,
         scale,
         G=g,
         G_PAD=g_pad,
@@ -1429,7 +1316,6 @@ def _launch(
         NK=2**k_bits,
         NV=2**v_bits,
         PDL=pdl,
-        MERGE=fuse,
         num_warps=8 if d >= 128 else 4,
         **launch,
     )
@@ -1442,13 +1328,8 @@ def _launch(
         lens if lens is not None else q16,
         acc,
         ml,
-        rot_pieces,
-        out,
-        tickets,
         *strides,
         block_table.stride(0) if paged else 0,
-        out.stride(0),
-        out.stride(1),
         seq_len_all,
         chunk,
         splits,
@@ -1468,9 +1349,6 @@ def _launch(
         K_PLANES=planes and _plane_dots(k_bits, d, config.num_warps),
         V_PLANES=planes and _plane_dots(v_bits, d, config.num_warps),
         PDL=pdl,
-        MERGE=fuse,
-        MERGE_ROWS=16 if config.num_warps == 1 else 32,
-        MERGE_BLOCK_J=min(d, 32 if config.num_warps == 1 else 64),
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **launch,
@@ -1482,8 +1360,6 @@ def _launch(
     # 8 warps); fewer programs with more than 64 rows each (B=1 from N=4K) keep 128 rows of 8
     # warps (B=1 calls took 1-2 µs longer with the small steps: N=4K 20.1 against 19.3 µs, N=32K
     # 54.7 against 52.9 µs; at N=1K, 32 rows, 15.9 against 17.7 µs)
-    if fuse:
-        return out
     few = b * h_kv < 64 and splits * g > 64
     rows = config.reduce_rows or max(16, (16384 if few else 4096) // d)
     reduce_warps = config.reduce_warps or (8 if few and d >= 128 else 4)

@@ -15,7 +15,6 @@ from turboquant.triton.decode import (
     MANY_PAIRS_CONFIG,
     MID_WORK_CONFIG,
     ONE_WAVE_CONFIG,
-    WIDE_TILE_CONFIG,
     DecodeConfig,
     default_config,
     split_plan,
@@ -203,7 +202,12 @@ def test_sm_scale_and_split_plan():
 def test_default_config_by_work():
     """The table of ``default_config``'s docstring, at the benchmark's shapes (8 KV heads)."""
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert default_config(8, 32768, cuda) == WIDE_TILE_CONFIG  # B=1
+    assert default_config(8, 32768, cuda) == ONE_WAVE_CONFIG  # B=1
+    assert default_config(8, 65536, cuda) == MID_WORK_CONFIG  # B=1, N=64K: 512K tokens
+    assert default_config(16, 32768, cuda) == MID_WORK_CONFIG  # B=2, N=32K
+    assert default_config(32, 4096, cuda) == ONE_WAVE_CONFIG  # B=4, N=4K
+    assert default_config(32, 32768, cuda) == MID_WORK_CONFIG  # B=4, N=32K: 1M tokens, 32 pairs
+    assert default_config(64, 16384, cuda) == DEFAULT_CONFIG  # B=8, N=16K: 1M tokens, 64 pairs
     assert default_config(64, 1024, cuda) == ONE_WAVE_CONFIG  # B=8, N=1K
     assert default_config(64, 4096, cuda) == MID_WORK_CONFIG  # B=8, N=4K
     assert default_config(64, 32768, cuda) == DEFAULT_CONFIG  # B=8, N=32K
@@ -218,10 +222,10 @@ def test_default_config_by_work():
     assert default_config(8, 32768, cpu) == DEFAULT_CONFIG  # the interpreter: small tiles
     # 3-bit indices through the register lookup take the 4-bit table, L1-table lookups 16 tokens
     assert default_config(64, 32768, cuda, (3, 3)) == DEFAULT_CONFIG
-    assert default_config(8, 4096, cuda, (4, 3)) == WIDE_TILE_CONFIG
+    assert default_config(8, 4096, cuda, (4, 3)) == ONE_WAVE_CONFIG
     assert default_config(64, 32768, cuda, (3, 3), register_lookup=False).block_n == 16
     assert default_config(64, 32768, cuda, (4, 2)).block_n == 16
-    assert WIDE_TILE_CONFIG.block_n == 128 and WIDE_TILE_CONFIG.num_warps == 4
+    assert ONE_WAVE_CONFIG.num_warps == 4
 
 
 def test_small_work_config_matches_reference():
@@ -231,7 +235,7 @@ def test_small_work_config_matches_reference():
     q = torch.randn(len(lens), 8, D, device=DEV).half()
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
     ref = tq_paged_decode_reference(*args)
-    _close(tq_paged_decode(*args, config=WIDE_TILE_CONFIG), ref, torch.float16)
+    _close(tq_paged_decode(*args, config=ONE_WAVE_CONFIG), ref, torch.float16)
 
 
 HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 9
@@ -240,7 +244,7 @@ HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 
 @pytest.mark.skipif(not HOPPER, reason="programmatic dependent launch needs an sm_90 or later GPU")
 @pytest.mark.parametrize(
     "d, config",
-    [(128, DEFAULT_CONFIG), (128, WIDE_TILE_CONFIG), (64, MID_WORK_CONFIG), (256, DEFAULT_CONFIG)],
+    [(128, DEFAULT_CONFIG), (128, ONE_WAVE_CONFIG), (64, MID_WORK_CONFIG), (256, DEFAULT_CONFIG)],
 )
 def test_programmatic_launch_gives_the_serial_launches_outputs(d, config):
     """``DecodeConfig.pdl``: the split kernel starts before the prep kernel has finished and the

@@ -148,7 +148,11 @@ class DecodeConfig:
 # not timed beyond, so B=1 keeps 4), and 128+ pairs of short work take 1-warp tiles (B=16
 # N=1K/2K 24.8/40.0 µs with 32/1/8 against 26.4/44.0 with 128/4/3; B=16 N=4K and B=32
 # N=1K/2K 70.0/44.0/70.7 with 32/1/16 against 75.1/45.4/76.6).
-WIDE_TILE_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=4)
+# Session 18 (docs/results/h200-2026-12-03-s18/run2_table_ab.jsonl): fewer than 64 pairs take
+# 128/4/2 rather than 128/4/4 (B=1 N=8K/16K/32K/64K 20.0/27.5/45.4/76.7 against
+# 24.3/31.9/49.6/81.1 µs, equal up to N=4K; B=2 N=4K/16K 18.1/42.9 against 21.4/46.8) and
+# 32/1/8 from MANY_PAIRS_MID_TOKENS of work (B=2 N=32K 68.7 against 75.6 with 128/4/2 and 77.6
+# with 128/4/4; B=4 N=32K 112.0 against 121.3 with 32/1/16).
 ONE_WAVE_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=2)
 DEFAULT_CONFIG = DecodeConfig()
 MID_WORK_CONFIG = DecodeConfig(ctas_per_sm=8)
@@ -175,9 +179,9 @@ def default_config(
     * ``pairs >= FEW_PAIRS``: ``MANY_PAIRS_CONFIG`` (32/1/32) from ``LONG_WORK_TOKENS`` of
       work; below it ``DEFAULT_CONFIG`` (32/1/16) from ``MANY_PAIRS_MID_TOKENS`` or
       ``2 * FEW_PAIRS`` pairs, else ``MID_WORK_CONFIG`` (32/1/8);
-    * fewer pairs: ``DEFAULT_CONFIG`` from ``LONG_WORK_TOKENS``; below it, under ``MID_PAIRS``
-      pairs ``WIDE_TILE_CONFIG`` (128/4/4), else ``MID_WORK_CONFIG`` from ``MID_WORK_TOKENS``
-      and ``ONE_WAVE_CONFIG`` (128/4/2) under it.
+    * fewer pairs: ``DEFAULT_CONFIG`` from ``LONG_WORK_TOKENS`` of work and ``2 * MID_PAIRS``
+      pairs; else ``MID_WORK_CONFIG`` (32/1/8) from ``MANY_PAIRS_MID_TOKENS`` of work, or from
+      ``MID_WORK_TOKENS`` with at least ``MID_PAIRS`` pairs; else ``ONE_WAVE_CONFIG`` (128/4/2).
 
     3-bit indices through the register lookup
     (``register_lookup``: symmetric codebooks, head dim >= 128, see :func:`_symmetric_lookup`)
@@ -195,11 +199,11 @@ def default_config(
         if work >= LONG_WORK_TOKENS:
             return MANY_PAIRS_CONFIG
         return DEFAULT_CONFIG if work >= MANY_PAIRS_MID_TOKENS or pairs >= 2 * FEW_PAIRS else MID_WORK_CONFIG
-    if work >= LONG_WORK_TOKENS:
+    if work >= LONG_WORK_TOKENS and pairs >= 2 * MID_PAIRS:
         return DEFAULT_CONFIG
-    if pairs < MID_PAIRS:
-        return WIDE_TILE_CONFIG
-    return MID_WORK_CONFIG if work >= MID_WORK_TOKENS else ONE_WAVE_CONFIG
+    if work >= MANY_PAIRS_MID_TOKENS or (work >= MID_WORK_TOKENS and pairs >= MID_PAIRS):
+        return MID_WORK_CONFIG
+    return ONE_WAVE_CONFIG
 
 
 # ----------------------------------------------------------------------------- kernels

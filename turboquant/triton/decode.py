@@ -163,6 +163,7 @@ MID_WORK_TOKENS = 1 << 18  # ... with 8 programs per SM, given at least MID_PAIR
 MID_PAIRS = 32
 FEW_PAIRS = 128  # from this many (sequence, KV head) pairs on: MANY_PAIRS_CONFIG (long work)
 MANY_PAIRS_MID_TOKENS = 1 << 19  # ... and below LONG_WORK_TOKENS: DEFAULT_CONFIG from here on
+MID_WORK_MIN_PAIRS = 16  # fewer pairs keep ONE_WAVE_CONFIG below LONG_WORK_TOKENS (B=1: not timed)
 
 
 def default_config(
@@ -180,8 +181,9 @@ def default_config(
       work; below it ``DEFAULT_CONFIG`` (32/1/16) from ``MANY_PAIRS_MID_TOKENS`` or
       ``2 * FEW_PAIRS`` pairs, else ``MID_WORK_CONFIG`` (32/1/8);
     * fewer pairs: ``DEFAULT_CONFIG`` from ``LONG_WORK_TOKENS`` of work and ``2 * MID_PAIRS``
-      pairs; else ``MID_WORK_CONFIG`` (32/1/8) from ``MANY_PAIRS_MID_TOKENS`` of work, or from
-      ``MID_WORK_TOKENS`` with at least ``MID_PAIRS`` pairs; else ``ONE_WAVE_CONFIG`` (128/4/2).
+      pairs; else ``MID_WORK_CONFIG`` (32/1/8) from ``MANY_PAIRS_MID_TOKENS`` of work with at
+      least ``MID_WORK_MIN_PAIRS`` pairs, or from ``MID_WORK_TOKENS`` with at least
+      ``MID_PAIRS``; else ``ONE_WAVE_CONFIG`` (128/4/2).
 
     3-bit indices through the register lookup
     (``register_lookup``: symmetric codebooks, head dim >= 128, see :func:`_symmetric_lookup`)
@@ -201,7 +203,9 @@ def default_config(
         return DEFAULT_CONFIG if work >= MANY_PAIRS_MID_TOKENS or pairs >= 2 * FEW_PAIRS else MID_WORK_CONFIG
     if work >= LONG_WORK_TOKENS and pairs >= 2 * MID_PAIRS:
         return DEFAULT_CONFIG
-    if work >= MANY_PAIRS_MID_TOKENS or (work >= MID_WORK_TOKENS and pairs >= MID_PAIRS):
+    if (work >= MANY_PAIRS_MID_TOKENS and pairs >= MID_WORK_MIN_PAIRS) or (
+        work >= MID_WORK_TOKENS and pairs >= MID_PAIRS
+    ):
         return MID_WORK_CONFIG
     return ONE_WAVE_CONFIG
 

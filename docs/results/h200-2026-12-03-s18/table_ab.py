@@ -1,0 +1,52 @@
+"""Session 18 run 2: launch configurations (block_n/num_warps/ctas_per_sm) against the
+default and bf16 SDPA flash, 3 interleaved rounds, medians. Run from the repository root."""
+import json, sys
+from pathlib import Path
+import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+import bench_decode as bd
+from turboquant.paged import PagedKVLayout
+from turboquant.quantizer import TurboQuantMSE
+from turboquant.triton.decode import DecodeConfig, default_config, tq_paged_decode
+from torch.nn.attention import SDPBackend
+
+def cfg(s):
+    n, w, c = (int(x) for x in s.split("/"))
+    return DecodeConfig(block_n=n, num_warps=w, ctas_per_sm=c)
+
+PLAN = [
+    ([1], [1024, 4096, 8192, 16384, 32768, 65536], ["128/4/1", "128/4/2", "128/4/3", "128/4/4", "64/2/4"]),
+    ([2, 4], [4096, 16384, 32768], ["128/4/1", "128/4/2", "128/4/4", "32/1/8", "32/1/16"]),
+    ([8], [4096, 8192, 16384, 32768], ["128/4/1", "128/4/2", "32/1/4", "32/1/8", "32/1/12", "32/1/16"]),
+    ([16], [16384, 32768], ["32/1/8", "32/1/16", "32/1/24", "32/1/32"]),
+]
+gen = torch.Generator(device="cuda").manual_seed(0)
+qz = TurboQuantMSE(128, 4).to("cuda")
+flash = bd._sdpa(SDPBackend.FLASH_ATTENTION)
+for bs, ns, names in PLAN:
+    for b in bs:
+        for n in ns:
+            lay = PagedKVLayout(8, 128, 4, 4)
+            pool, table = bd._random_pool(b, n, lay, gen)
+            q = torch.randn(b, 32, 128, device="cuda", dtype=torch.bfloat16, generator=gen)
+            k = torch.randn(b, 8, n, 128, device="cuda", dtype=torch.bfloat16, generator=gen); v = torch.randn_like(k)
+            lens = torch.full((b,), n, dtype=torch.int32, device="cuda")
+            d = default_config(b * 8, n, q.device)
+            cfgs = {"default": d, **{s: cfg(s) for s in names}}
+            def run(c):
+                return tq_paged_decode(q, pool, lay, table, lens, qz.rotation, qz.centroids, qz.centroids,
+                                       validate=False, max_seq_len=n, config=c)
+            ref = run(d)
+            res = {}
+            for rnd in range(3):
+                res.setdefault("flash", []).append(bd.cuda_graph_timer(lambda: flash(q[:, :, None], k, v)))
+                for name, c in cfgs.items():
+                    if rnd == 0:
+                        torch.testing.assert_close(run(c), ref, atol=2e-3, rtol=2e-3)
+                    res.setdefault(name, []).append(bd.cuda_graph_timer(lambda: run(c)))
+            us = {k: round(sorted(t)[1], 2) for k, t in res.items()}
+            best = min((k for k in us if k != "flash"), key=us.get)
+            print(json.dumps(dict(B=b, N=n, default=f"{d.block_n}/{d.num_warps}/{d.ctas_per_sm}", best=best,
+                                  best_x_flash=round(us["flash"] / us[best], 3), us=us)), flush=True)
+            del pool, k, v

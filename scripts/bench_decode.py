@@ -26,8 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from turboquant.benchmark import switched  # noqa: E402
 from turboquant.paged import PagedKVLayout, _record_views, allocate_pool  # noqa: E402
 from turboquant.quantizer import TurboQuantMSE  # noqa: E402
+from turboquant.triton import decode as decode_module  # noqa: E402
 from turboquant.triton.decode import (  # noqa: E402
     DecodeConfig,
     default_config,
@@ -192,6 +194,17 @@ def _bench_tq(time_fn, emit, base, q, n, bits, quantizer, t_flash, gen, args) ->
         coord = dataclasses.replace(cfg, planes=False)
         t = time_fn(lambda: paged(coord))
         emit(result(f"tq_paged_{name}[coord]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
+    if cfg.planes and cfg.num_warps == 1 and cfg.row_copies:  # A/B: 8 plane accumulators per row
+        t = time_fn(lambda: paged(dataclasses.replace(cfg, row_copies=False)))
+        emit(result(f"tq_paged_{name}[no row copies]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
+    if bits == 4 and decode_module.PAIR_OPAQUE:  # A/B: the pair lookup's asm pure (kWidth 4 operands)
+
+        def pure():
+            with switched(decode_module, PAIR_OPAQUE=False):
+                return paged()
+
+        t = time_fn(pure)
+        emit(result(f"tq_paged_{name}[pure pair asm]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
     if cfg.pdl:  # A/B: the three kernels launched one after the other (no programmatic launch)
         t = time_fn(lambda: paged(dataclasses.replace(cfg, pdl=False)))
         emit(result(f"tq_paged_{name}[no pdl]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
@@ -212,6 +225,14 @@ def _bench_tq(time_fn, emit, base, q, n, bits, quantizer, t_flash, gen, args) ->
         vp, vn = torch.randint_like(kp, 0, 256), torch.rand_like(kn) + 0.5
         t = time_fn(lambda: tq_decode(q, kp, kn, vp, vn, rot, cb, cb))
         emit(result("tq_contiguous_k4v4", t, tb_s=round(comp_bytes / t / 1e6, 3)))
+        if decode_module.PAIR_OPAQUE:
+
+            def pure_contiguous():
+                with switched(decode_module, PAIR_OPAQUE=False):
+                    return tq_decode(q, kp, kn, vp, vn, rot, cb, cb)
+
+            t = time_fn(pure_contiguous)
+            emit(result("tq_contiguous_k4v4[pure pair asm]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
 
 
 def run_decode_suite(time_fn, emit, args) -> None:

@@ -17,7 +17,6 @@ Usage: PYTHONPATH=. python scripts/bench_kernels.py --suite compress,prefill
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import turboquant.triton.compress as compress_module  # noqa: E402
 import turboquant.triton.flash_attention as flash_attention_module  # noqa: E402
+from turboquant.benchmark import switched  # noqa: E402
 from turboquant.quantizer import TurboQuantMSE  # noqa: E402
 from turboquant.triton import (  # noqa: E402
     tq4_compress,
@@ -70,20 +70,6 @@ def time_fn(fn, *, warmup_ms: float = 50.0, iters: int = 30) -> float:
     return statistics.median(times)
 
 
-@contextlib.contextmanager
-def _switched(module, **values):
-    """Set the module switches ``values`` (e.g. ``compress.BUCKET_ASM``) for the block, then
-    restore them: the kernels read them at launch."""
-    before = {name: getattr(module, name) for name in values}
-    for name, value in values.items():
-        setattr(module, name, value)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            setattr(module, name, value)
-
-
 ROUNDS = 5  # interleaved timing rounds of the compress variants (median of the round medians)
 
 
@@ -103,7 +89,7 @@ def _compress_case(bits: int, tokens: int, heads: int = 8, d: int = 128) -> None
 
     def run(boundaries, bucket_asm: bool = True, prefetch: bool = True):
         def fn():
-            with _switched(compress_module, BUCKET_ASM=bucket_asm, PREFETCH_ROWS=prefetch):
+            with switched(compress_module, BUCKET_ASM=bucket_asm, PREFETCH_ROWS=prefetch):
                 tq4_compress(x, q.rotation, boundaries, bits=bits, out_packed=packed, out_norms=norms)
 
         return fn
@@ -223,7 +209,7 @@ def _prefill_tq(q, k, v, k_bits: int, v_bits: int) -> dict:
         )
 
         def halves():  # the register lookup's values paired up after it (A/B of PAIR_LOOKUP)
-            with _switched(flash_attention_module, PAIR_LOOKUP=False):
+            with switched(flash_attention_module, PAIR_LOOKUP=False):
                 return triton_flash_attention_tq4_kv(*kv, is_causal=True, v_centroids=qv.centroids)
 
         kernels["triton_flash_attention_tq4_kv[k4v4,halves]"] = halves

@@ -101,14 +101,17 @@ def compile_split(
     planes: bool = True,
     v_bits: int | None = None,
     pdl: bool = True,
+    row_copies: bool = True,
 ):
     """The split kernel as ``bench_decode.py`` launches it on an H100/H200 (page 16, K bits
     ``bits``, V bits ``v_bits`` or the same)."""
     fn = decode._split_kernel
     v_bits = bits if v_bits is None else v_bits
+    g_pad = max(16, triton.next_power_of_2(group))
+    v_planes = planes and decode._plane_dots(v_bits, head_dim, num_warps)
     constants = dict(
         G=group,
-        G_PAD=max(16, triton.next_power_of_2(group)),
+        G_PAD=g_pad,
         D=head_dim,
         K_BITS=bits,
         V_BITS=v_bits,
@@ -119,10 +122,11 @@ def compile_split(
         PREFETCH=prefetch,
         K_SYM=symmetric and decode._symmetric_lookup(bits, head_dim),
         V_SYM=symmetric and decode._symmetric_lookup(v_bits, head_dim),
-        PAIR=pair,
+        PAIR=decode.pair_mode(pair),
         K_PLANES=planes and decode._plane_dots(bits, head_dim, num_warps),
-        V_PLANES=planes and decode._plane_dots(v_bits, head_dim, num_warps),
+        V_PLANES=v_planes,
         PDL=pdl,
+        REPL=decode._row_copies(group, g_pad, v_planes, row_copies),
     )
     # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0
     values = launch_strides(bits, paged, head_dim)
@@ -203,6 +207,10 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--no-planes", action="store_true", help="DecodeConfig(planes=False): tiles in coordinate order"
     )
+    parser.add_argument(
+        "--no-row-copies", action="store_true", help="DecodeConfig(row_copies=False): 8 plane accumulators"
+    )
+    parser.add_argument("--group", type=int, default=4, help="query heads per KV head")
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
     args = parser.parse_args(argv)
     print(f"triton {triton.__version__}, {_ptxas().name}, sm_90a")
@@ -219,6 +227,8 @@ def main(argv=None) -> None:
                         symmetric=not args.no_symmetric,
                         pair=not args.no_pair,
                         planes=not args.no_planes,
+                        group=args.group,
+                        row_copies=not args.no_row_copies,
                     )
                     ttgir = kernel.asm["ttgir"]
                     st = kernel_stats(kernel, Path(tmp))
@@ -228,7 +238,9 @@ def main(argv=None) -> None:
                         f"block_n={block_n} warps={warps}{' no-prefetch' if args.no_prefetch else ''}"
                         f"{' 16-entry' if args.no_symmetric else ''}"
                         f"{' no-pair' if args.no_pair else ''}"
-                        f"{' no-planes' if args.no_planes else ''}: "
+                        f"{' no-planes' if args.no_planes else ''}"
+                        f"{' no-row-copies' if args.no_row_copies else ''}"
+                        f" G={args.group}: "
                         f"{st['registers']} registers, "
                         f"spill stores/loads {st['spill'][0]}/{st['spill'][1]} B, "
                         f"shared {st['shared']} B, "

@@ -37,8 +37,10 @@ ALIGNED += ("sknb", "sknh", "svnb", "svnh")
 
 
 def compile_prefill(
-    register_lookup: bool, block_m: int, block_n: int, warps: int, stages: int, pair: bool = True
+    register_lookup: bool, block_m: int, block_n: int, warps: int, stages: int, pair: int = 2
 ):
+    """``pair``: 0 single halves, 1 pairs (pure asm), 2 pairs (impure asm, the default; see
+    ``decode.PAIR_OPAQUE``)."""
     fn = fa._attn_fwd.fn
     table = "*i32" if register_lookup else "*bf16"
     pointers = dict(POINTERS, kc_ptr=table, vc_ptr=table)
@@ -51,11 +53,12 @@ def main() -> None:
     print(f"triton {triton.__version__}, sm_90a, K4/V4 bf16 d=128 causal")
     with tempfile.TemporaryDirectory() as tmp:
         for block_m, block_n, warps, stages in ((128, 64, 8, 3), (64, 64, 4, 3), (64, 128, 4, 2)):
-            for register_lookup, pair in ((False, False), (True, False), (True, True)):
+            for register_lookup, pair in ((False, 0), (True, 0), (True, 1), (True, 2)):
                 kernel = compile_prefill(register_lookup, block_m, block_n, warps, stages, pair)
                 st = report.kernel_stats(kernel, Path(tmp))
                 ttgir = kernel.asm["ttgir"]
-                kind = f"register lookup, {'pairs' if pair else 'halves'}" if register_lookup else "gather"
+                names = ("halves", "pairs (pure asm)", "pairs (impure asm)")
+                kind = f"register lookup, {names[pair]}" if register_lookup else "gather"
                 print(
                     f"BLOCK_M={block_m} BLOCK_N={block_n} warps={warps} stages={stages} {kind}: "
                     f"{st['registers']} registers, spill {st['spill'][0]} B, "

@@ -113,6 +113,28 @@ def test_plane_dots_match_reference(d, bits, group, block_n):
         _close(tq_paged_decode(*args, num_splits=2, config=cfg), ref, torch.float16)
 
 
+@pytest.mark.parametrize("group, bits", [(4, (4, 4)), (3, (3, 4)), (8, (4, 3)), (6, (4, 4)), (1, (3, 3))])
+def test_row_copies_give_the_outputs_without_them(group, bits):
+    """``DecodeConfig.row_copies`` (plane dots with ``REPL`` copies of each query head among the
+    padded dot rows, each copy accumulating a share of the planes: 4 copies up to 4 heads per
+    KV head, 2 up to 8) adds only exact zeros to each accumulator, so the outputs equal those of
+    the 8-accumulator kernel bit for bit; both match the reference."""
+    from turboquant.triton.decode import _row_copies
+
+    assert [_row_copies(g, 16, True) for g in (1, 3, 4, 5, 8, 9, 16)] == [4, 4, 4, 2, 2, 1, 1]
+    assert _row_copies(4, 16, False) == 1 and _row_copies(4, 16, True, enabled=False) == 1
+    lens = [70, 5, 41]
+    lay, pool, table, seq_lens, kq, vq = _paged_batch(lens, 2, *bits, 16, max_blocks=5, seed=group)
+    q = torch.randn(len(lens), 2 * group, D, device=DEV).to(torch.float16)
+    args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
+    outs = [
+        tq_paged_decode(*args, num_splits=2, config=DecodeConfig(planes_min_chunk=0, row_copies=rc))
+        for rc in (True, False)
+    ]
+    assert torch.equal(outs[0], outs[1])
+    _close(outs[0], tq_paged_decode_reference(*args), torch.float16)
+
+
 def test_reference_is_attention_on_dequantized_kv():
     """Independent check of the reference: SDPA on K/V dequantized to the original space."""
     lens = [37, 64]
@@ -193,6 +215,8 @@ def test_sm_scale_and_split_plan():
         DecodeConfig(pair_lookup=1)
     with pytest.raises(TypeError, match="planes: expected a bool"):
         DecodeConfig(planes="yes")
+    with pytest.raises(TypeError, match="row_copies: expected a bool"):
+        DecodeConfig(row_copies=1)
     with pytest.raises(TypeError, match="pdl: expected a bool"):
         DecodeConfig(pdl=None)
     with pytest.raises(ValueError, match="invalid launch parameters"):
@@ -377,11 +401,11 @@ def _run_ptx(asm: str, operands: dict, memory: dict | None = None) -> dict:
 
 def _prep_tables(q, k_cb, v_cb, n: int = 16):
     """The 16 register-table words ``_prep_kernel`` writes for codebooks ``k_cb``, ``v_cb`` of
-    ``n`` entries each."""
+    ``n`` entries each (it writes them once per lane: the 32 copies must agree)."""
     from turboquant.triton import decode
 
-    half = torch.zeros(2 * 128 + 4 * D, dtype=torch.float16, device=DEV)
-    tab, q16 = half[:256], half[256:]
+    half = torch.zeros(decode._TABLES + 4 * D, dtype=torch.float16, device=DEV)
+    tab, q16 = half[: decode._TABLES], half[decode._TABLES :]
     decode._prep_kernel[(1, 1)](
         torch.randn(1, 4, D, device=DEV),
         4 * D,
@@ -398,7 +422,9 @@ def _prep_tables(q, k_cb, v_cb, n: int = 16):
         NK=n,
         NV=n,
     )
-    return tab[16:].view(torch.int32)[:16].tolist()
+    copies = tab[int(decode._LANE_WORDS) :].view(torch.int32).view(32, 16)
+    assert torch.equal(copies, copies[:1].expand(32, 16))
+    return copies[0].tolist()
 
 
 def test_register_table_lookup_matches_the_codebook():

@@ -24,6 +24,7 @@ for the fused mode and says so)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -44,6 +45,20 @@ TINY_MODELS = ("tiny-molmo2", "tiny-llama")
 MAX_NEW_TOKENS = 4096
 
 Progress = Callable[[float, str], object]
+
+
+@contextlib.contextmanager
+def switched(module, **values):
+    """Set the module switches ``values`` (e.g. ``compress.BUCKET_ASM``) for the block, then
+    restore them: the kernels read them at launch (the benchmarks' A/B rows)."""
+    before = {name: getattr(module, name) for name in values}
+    for name, value in values.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            setattr(module, name, value)
 
 
 def check_max_new_tokens(max_new_tokens: object) -> int:

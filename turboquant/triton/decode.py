@@ -53,11 +53,27 @@ from .compress import INTERPRET, dot, infer_bits
 DECODE_HEAD_DIMS = (64, 128, 256)
 LOG2E = 1.4426950408889634
 _TABLE = 128  # fp16 codebook table: K at [0, 16), V at [128, 144): 256-byte aligned
+# then the register tables (16 words: K's 8, V's 8), one copy per lane; all tables in fp16 elements
+_LANE_WORDS = tl.constexpr(2 * _TABLE)
+_TABLES = 2 * _TABLE + 32 * 16 * 2
 # codebook lookups: 4 bits and symmetric 3 bits through a register table (_PRMT, _SYM4), the
 # others through an L1-resident table (_LDG); the interpreter runs no inline PTX and takes plain
 # loads (_LOAD)
 _LDG, _PRMT, _LOAD, _SYM4 = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2), tl.constexpr(3)
 _INTERPRET = tl.constexpr(INTERPRET)
+# the pair lookup's asm marked impure (``_dequant4_sym``'s PAIR 2), which hides the joins that
+# repeat its input word from Triton 3.6's MMA operand-width heuristic (computeOrigBitWidth halves
+# the width when a join is among an operand's producers and then picks kWidth = 4, whose operand
+# registers ptxas regroups with a copy per use): static report, paged K4/V4, 128-token tiles of 4
+# warps 1579 -> 1247 loop instructions per tile, contiguous 1495 -> 1079, 32-token tiles in
+# coordinate order 1644 -> 1286. False: the pure asm (A/B).
+PAIR_OPAQUE = True
+
+
+def pair_mode(pair_lookup: bool) -> int:
+    """``PAIR`` of the kernels that take the pair lookup: 0 single halves, 1 pairs, 2 pairs
+    through the impure asm (:data:`PAIR_OPAQUE`)."""
+    return (2 if PAIR_OPAQUE else 1) if pair_lookup else 0
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,7 @@ class DecodeConfig:
     pair_lookup: bool = True
     planes: bool = True
     planes_min_chunk: int = 512
+    row_copies: bool = True
     pdl: bool = True
     reduce_rows: int | None = None
     reduce_warps: int | None = None
@@ -128,7 +145,7 @@ class DecodeConfig:
                 f"DecodeConfig: reduce_rows must be a power of two >= 16 and reduce_warps one of "
                 f"1, 2, 4, 8, 16 (or None, automatic); got {rows!r}, {warps!r}"
             )
-        for name in ("prefetch", "symmetric_lookup", "pair_lookup", "planes", "pdl"):
+        for name in ("prefetch", "symmetric_lookup", "pair_lookup", "planes", "row_copies", "pdl"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"DecodeConfig.{name}: expected a bool, got {getattr(self, name)!r}")
 
@@ -376,10 +393,24 @@ _SYM4_HALF_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 4 + ["r"] * 10))
 
 
 @triton.jit
+def _lane_id():
+    """This thread's lane in its warp (a value ptxas cannot prove warp-uniform)."""
+    return tl.inline_asm_elementwise(
+        "mov.u32 $0, %laneid;", "=r,r", [tl.full([], 0, tl.int32)], dtype=tl.int32, is_pure=True, pack=1
+    )
+
+
+@triton.jit
 def _register_table(tab, first: tl.constexpr, USED: tl.constexpr):
-    """The 8 words of a register table (written by ``_prep_kernel`` after the fp16 tables)."""
+    """The 8 words of a register table (written by ``_prep_kernel`` after the fp16 tables,
+    once per lane: each lane loads its own copy, so ptxas sees per-lane values and keeps them
+    in ordinary registers; loaded from one address it promoted some to uniform registers,
+    which ``prmt``'s first source cannot read, and copied them back at every use: 84 of 1434
+    loop instructions per 32-token tile with ``REPL`` 4, Triton 3.6)."""
     if USED:
-        words = (tab + 16).to(tl.pointer_type(tl.int32)) + first
+        words = (tab + _LANE_WORDS).to(tl.pointer_type(tl.int32)) + first
+        if not _INTERPRET:
+            words += _lane_id() * 16
         return (
             tl.load(words),
             tl.load(words + 1),
@@ -465,14 +496,24 @@ def _sym_words(w, BITS: tl.constexpr, MODE: tl.constexpr):
 @triton.jit
 def _dequant4_sym(w, t2, t3, t6, t7, D: tl.constexpr, N: tl.constexpr, PAIR: tl.constexpr):
     """4-bit words ``[N, D/8]`` → fp16 ``[N, D]`` for a symmetric codebook (the words 2, 3, 6, 7
-    of the register table hold its positive half): ``_SYM4_PAIR_ASM`` with ``PAIR``, else
-    ``_SYM4_ASM`` and :func:`_interleave8`."""
+    of the register table hold its positive half): ``_SYM4_PAIR_ASM`` with ``PAIR`` (1, or 2
+    for the asm marked impure: see :data:`PAIR_OPAQUE`), else ``_SYM4_ASM`` and
+    :func:`_interleave8`."""
     if PAIR:
         # every word 8 times along a new in-thread axis (joins keep it in one thread), so the
         # 8 elements of one asm instance are the 8 coordinates of one word
         w2 = tl.join(w, w)
         w4 = tl.join(w2, w2)
         w8 = tl.join(w4, w4).reshape(N, D)
+        if PAIR == 2:
+            return tl.inline_asm_elementwise(
+                _SYM4_PAIR_ASM,
+                _SYM4_PAIR_CONSTRAINTS,
+                [w8, t2, t3, t6, t7],
+                dtype=tl.float16,
+                is_pure=False,
+                pack=8,
+            )
         return tl.inline_asm_elementwise(
             _SYM4_PAIR_ASM,
             _SYM4_PAIR_CONSTRAINTS,
@@ -806,8 +847,9 @@ def _prep_kernel(
         tl.store(TAB + 128 + i, vc)
         # register tables of _dequant4_prmt: low bytes of entries 4k..4k+3 in word k, high in 4+k;
         # a 3-bit codebook's entries 8..11 are its positive half c[4..7] (see _sym_words)
-        words = (TAB + 16).to(tl.pointer_type(tl.int32))
-        r = tl.arange(0, 4)
+        words = (TAB + _LANE_WORDS).to(tl.pointer_type(tl.int32))
+        copies = tl.arange(0, 32)[:, None] * 16  # one copy of the 16 words per lane
+        r = tl.arange(0, 4)[None, :]
         half = tl.where(i >= 8, i - 4, i)
         kr = tl.load(KC + half, mask=half < 8, other=0.0).to(tl.float16) if NK == 8 else kc
         vr = tl.load(VC + half, mask=half < 8, other=0.0).to(tl.float16) if NV == 8 else vc
@@ -815,10 +857,10 @@ def _prep_kernel(
             c = kr if which == 0 else vr
             bits = c.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
             shift = 8 * (i % 4)
-            lo = tl.sum(((bits & 0xFF) << shift).reshape(4, 4), axis=1)
-            hi = tl.sum(((bits >> 8) << shift).reshape(4, 4), axis=1)
-            tl.store(words + 8 * which + r, lo)
-            tl.store(words + 8 * which + 4 + r, hi)
+            lo = tl.sum(((bits & 0xFF) << shift).reshape(4, 4), axis=1)[None, :]
+            hi = tl.sum(((bits >> 8) << shift).reshape(4, 4), axis=1)[None, :]
+            tl.store(words + copies + 8 * which + r, tl.broadcast_to(lo, (32, 4)))
+            tl.store(words + copies + 8 * which + 4 + r, tl.broadcast_to(hi, (32, 4)))
     if PDL:
         gdc_launch_dependents()
 
@@ -867,6 +909,7 @@ def _split_kernel(
     K_PLANES: tl.constexpr = False,
     V_PLANES: tl.constexpr = False,
     PDL: tl.constexpr = False,
+    REPL: tl.constexpr = 1,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
@@ -877,6 +920,12 @@ def _split_kernel(
     (:func:`_tile_planes`) and each dot runs as 8 dots over them, the query read and the output
     written in the planes' column order; otherwise the tile is decompressed into coordinate
     order first.
+
+    ``REPL`` (with ``V_PLANES``; 1, 2 or 4, ``G * REPL <= G_PAD``): the ``G_PAD`` rows of the
+    dots, padding beyond the ``G`` query heads otherwise, hold ``REPL`` copies of each head
+    (row ``r`` is head ``r % G``, copy ``r // G``), and copy ``c`` accumulates only the planes
+    ``c * 8 / REPL ...`` of ``P @ V`` (its probabilities masked to its rows in the other
+    copies' dots): ``8 / REPL`` accumulators of ``[G_PAD, D / 8]`` instead of 8, the same dots.
 
     ``K``/``V``: uint8 pointers at the packed bytes of (page or sequence 0, token 0, head 0);
     ``KN``/``VN``: fp32 pointers at the matching norms; strides: page-or-sequence, token,
@@ -897,19 +946,25 @@ def _split_kernel(
     g = tl.arange(0, G_PAD)
     d = tl.arange(0, D)
     gmask = g < G
-    q_rows = Q + ((b * H_KV + h) * G + g)[:, None] * D
+    head = g % G  # the query head of each row (REPL copies of each)
+    copy = g // G
+    rmask = g < G * REPL
+    q_rows = Q + ((b * H_KV + h) * G + head)[:, None] * D
     W: tl.constexpr = D // 8  # words (3 bits: 3-byte groups) per row, columns of a plane
+    NACC: tl.constexpr = 8 // REPL  # plane accumulators per row
     m_i = tl.full([G_PAD], float("-inf"), tl.float32)
     l_i = tl.zeros([G_PAD], tl.float32)
     if V_PLANES:
         a0 = tl.zeros([G_PAD, W], tl.float32)
         a1 = tl.zeros([G_PAD, W], tl.float32)
-        a2 = tl.zeros([G_PAD, W], tl.float32)
-        a3 = tl.zeros([G_PAD, W], tl.float32)
-        a4 = tl.zeros([G_PAD, W], tl.float32)
-        a5 = tl.zeros([G_PAD, W], tl.float32)
-        a6 = tl.zeros([G_PAD, W], tl.float32)
-        a7 = tl.zeros([G_PAD, W], tl.float32)
+        if NACC >= 4:
+            a2 = tl.zeros([G_PAD, W], tl.float32)
+            a3 = tl.zeros([G_PAD, W], tl.float32)
+        if NACC == 8:
+            a4 = tl.zeros([G_PAD, W], tl.float32)
+            a5 = tl.zeros([G_PAD, W], tl.float32)
+            a6 = tl.zeros([G_PAD, W], tl.float32)
+            a7 = tl.zeros([G_PAD, W], tl.float32)
     else:
         a0 = tl.zeros([G_PAD, D], tl.float32)
 
@@ -961,16 +1016,16 @@ def _split_kernel(
     if PDL:
         gdc_wait()
     if K_PLANES:
-        q0 = tl.load(q_rows + _plane_coords(0, W)[None, :], mask=gmask[:, None], other=0.0)
-        q1 = tl.load(q_rows + _plane_coords(1, W)[None, :], mask=gmask[:, None], other=0.0)
-        q2 = tl.load(q_rows + _plane_coords(2, W)[None, :], mask=gmask[:, None], other=0.0)
-        q3 = tl.load(q_rows + _plane_coords(3, W)[None, :], mask=gmask[:, None], other=0.0)
-        q4 = tl.load(q_rows + _plane_coords(4, W)[None, :], mask=gmask[:, None], other=0.0)
-        q5 = tl.load(q_rows + _plane_coords(5, W)[None, :], mask=gmask[:, None], other=0.0)
-        q6 = tl.load(q_rows + _plane_coords(6, W)[None, :], mask=gmask[:, None], other=0.0)
-        q7 = tl.load(q_rows + _plane_coords(7, W)[None, :], mask=gmask[:, None], other=0.0)
+        q0 = tl.load(q_rows + _plane_coords(0, W)[None, :], mask=rmask[:, None], other=0.0)
+        q1 = tl.load(q_rows + _plane_coords(1, W)[None, :], mask=rmask[:, None], other=0.0)
+        q2 = tl.load(q_rows + _plane_coords(2, W)[None, :], mask=rmask[:, None], other=0.0)
+        q3 = tl.load(q_rows + _plane_coords(3, W)[None, :], mask=rmask[:, None], other=0.0)
+        q4 = tl.load(q_rows + _plane_coords(4, W)[None, :], mask=rmask[:, None], other=0.0)
+        q5 = tl.load(q_rows + _plane_coords(5, W)[None, :], mask=rmask[:, None], other=0.0)
+        q6 = tl.load(q_rows + _plane_coords(6, W)[None, :], mask=rmask[:, None], other=0.0)
+        q7 = tl.load(q_rows + _plane_coords(7, W)[None, :], mask=rmask[:, None], other=0.0)
     else:
-        q0 = tl.load(q_rows + d[None, :], mask=gmask[:, None], other=0.0)
+        q0 = tl.load(q_rows + d[None, :], mask=rmask[:, None], other=0.0)
     # register tables: c* of K, e* of V
     c0, c1, c2, c3, c4, c5, c6, c7 = _register_table(TAB, 0, K_MODE == _PRMT or K_MODE == _SYM4)
     e0, e1, e2, e3, e4, e5, e6, e7 = _register_table(TAB, 8, V_MODE == _PRMT or V_MODE == _SYM4)
@@ -1040,24 +1095,51 @@ def _split_kernel(
             a0 = a0 * alpha[:, None]
             if V_PLANES:
                 a1 = a1 * alpha[:, None]
-                a2 = a2 * alpha[:, None]
-                a3 = a3 * alpha[:, None]
-                a4 = a4 * alpha[:, None]
-                a5 = a5 * alpha[:, None]
-                a6 = a6 * alpha[:, None]
-                a7 = a7 * alpha[:, None]
+                if NACC >= 4:
+                    a2 = a2 * alpha[:, None]
+                    a3 = a3 * alpha[:, None]
+                if NACC == 8:
+                    a4 = a4 * alpha[:, None]
+                    a5 = a5 * alpha[:, None]
+                    a6 = a6 * alpha[:, None]
+                    a7 = a7 * alpha[:, None]
         if V_PLANES:
             v0, v1, v2, v3, v4, v5, v6, v7 = _tile_planes(
                 vw, vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, BLOCK_N, W, V_MODE
             )
-            a0 = dot(pv, v0, a0)
-            a2 = dot(pv, v2, a2)
-            a4 = dot(pv, v4, a4)
-            a6 = dot(pv, v6, a6)
-            a1 = dot(pv, v1, a1)
-            a3 = dot(pv, v3, a3)
-            a5 = dot(pv, v5, a5)
-            a7 = dot(pv, v7, a7)
+            if REPL == 1:
+                a0 = dot(pv, v0, a0)
+                a2 = dot(pv, v2, a2)
+                a4 = dot(pv, v4, a4)
+                a6 = dot(pv, v6, a6)
+                a1 = dot(pv, v1, a1)
+                a3 = dot(pv, v3, a3)
+                a5 = dot(pv, v5, a5)
+                a7 = dot(pv, v7, a7)
+            elif REPL == 2:  # copy 0: planes 0-3, copy 1: planes 4-7
+                p0 = tl.where((copy == 0)[:, None], pv, 0.0)
+                p1 = tl.where((copy == 1)[:, None], pv, 0.0)
+                a0 = dot(p0, v0, a0)
+                a2 = dot(p0, v2, a2)
+                a1 = dot(p0, v1, a1)
+                a3 = dot(p0, v3, a3)
+                a0 = dot(p1, v4, a0)
+                a2 = dot(p1, v6, a2)
+                a1 = dot(p1, v5, a1)
+                a3 = dot(p1, v7, a3)
+            else:  # REPL 4: copy c takes planes 2c, 2c + 1
+                p0 = tl.where((copy == 0)[:, None], pv, 0.0)
+                p1 = tl.where((copy == 1)[:, None], pv, 0.0)
+                p2 = tl.where((copy == 2)[:, None], pv, 0.0)
+                p3 = tl.where((copy == 3)[:, None], pv, 0.0)
+                a0 = dot(p0, v0, a0)
+                a1 = dot(p0, v1, a1)
+                a0 = dot(p1, v2, a0)
+                a1 = dot(p1, v3, a1)
+                a0 = dot(p2, v4, a0)
+                a1 = dot(p2, v5, a1)
+                a0 = dot(p3, v6, a0)
+                a1 = dot(p3, v7, a1)
         else:
             v = _tile_values(vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, D, BLOCK_N, V_MODE, PAIR)
             a0 = dot(pv, v, a0)
@@ -1068,11 +1150,19 @@ def _split_kernel(
 
     if PDL:  # the reduce kernel may start (it waits for this grid before reading ACC/ML)
         gdc_launch_dependents()
-    part = ((b * H_KV + h) * num_splits + split) * G + g
+    part = ((b * H_KV + h) * num_splits + split) * G + head
     tl.store(ML + 2 * part, m_i, mask=gmask)
     tl.store(ML + 2 * part + 1, l_i, mask=gmask)
     rows = ACC + part[:, None] * D
-    if V_PLANES:
+    if V_PLANES and REPL > 1:  # accumulator j of copy c: plane c * NACC + j
+        plane = (copy * NACC)[:, None]
+        cols = _plane_coords(0, W)[None, :]
+        tl.store(rows + cols + plane, a0, mask=rmask[:, None])
+        tl.store(rows + cols + plane + 1, a1, mask=rmask[:, None])
+        if NACC == 4:
+            tl.store(rows + cols + plane + 2, a2, mask=rmask[:, None])
+            tl.store(rows + cols + plane + 3, a3, mask=rmask[:, None])
+    elif V_PLANES:
         tl.store(rows + _plane_coords(0, W)[None, :], a0, mask=gmask[:, None])
         tl.store(rows + _plane_coords(1, W)[None, :], a1, mask=gmask[:, None])
         tl.store(rows + _plane_coords(2, W)[None, :], a2, mask=gmask[:, None])
@@ -1178,6 +1268,14 @@ def _plane_dots(bits: int, d: int, num_warps: int) -> bool:
     H200, B=32, N=32K, 4-warp 128-token tiles took 1479 µs with plane dots against 987 µs
     without)."""
     return bits in (3, 4) and d == 128 and num_warps == 1
+
+
+def _row_copies(g: int, g_pad: int, v_planes: bool, enabled: bool = True) -> int:
+    """Copies of each query head among the split kernel's ``g_pad`` dot rows (its ``REPL``):
+    4 or 2 when that many fit and ``P @ V`` runs as plane dots, else 1."""
+    if not (enabled and v_planes):
+        return 1
+    return 4 if 4 * g <= g_pad else 2 if 2 * g <= g_pad else 1
 
 
 def _symmetric_lookup(bits: int, d: int, centroids: torch.Tensor | None = None) -> bool:
@@ -1296,11 +1394,12 @@ def _launch(
         config = default_config(b * h_kv, max_len, dev, (k_bits, v_bits), register_lookup)
     splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits)
     planes = config.planes and chunk >= config.planes_min_chunk
+    v_planes = planes and _plane_dots(v_bits, d, config.num_warps)
     pdl = config.pdl and _has_pdl(dev)
     launch = {"launch_pdl": True} if pdl else {}
 
-    half = torch.empty(2 * _TABLE + b * h_q * d, dtype=torch.float16, device=dev)  # 512-byte aligned
-    tab, q16 = half[: 2 * _TABLE], half[2 * _TABLE :]
+    half = torch.empty(_TABLES + b * h_q * d, dtype=torch.float16, device=dev)  # 512-byte aligned
+    tab, q16 = half[:_TABLES], half[_TABLES:]
     n_part = b * h_kv * splits * g
     work = torch.empty(n_part * (d + 2), dtype=torch.float32, device=dev)
     acc, ml = work[: n_part * d], work[n_part * d :]
@@ -1353,10 +1452,11 @@ def _launch(
         PREFETCH=config.prefetch,
         K_SYM=config.symmetric_lookup and k_sym,
         V_SYM=config.symmetric_lookup and v_sym,
-        PAIR=config.pair_lookup,
+        PAIR=pair_mode(config.pair_lookup),
         K_PLANES=planes and _plane_dots(k_bits, d, config.num_warps),
-        V_PLANES=planes and _plane_dots(v_bits, d, config.num_warps),
+        V_PLANES=v_planes,
         PDL=pdl,
+        REPL=_row_copies(g, g_pad, v_planes, config.row_copies),
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **launch,

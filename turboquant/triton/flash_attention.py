@@ -31,7 +31,11 @@ _INTERPRET_TILE = tl.constexpr(INTERPRET)
 # the register lookup's values leave the lookup as fp16 pairs (decode._SYM4_PAIR_ASM); False
 # pairs single halves afterwards (bench_kernels' `[...,halves]` rows). Static report (Triton
 # 3.6, sm_90a) at the winning config (BLOCK_M 64, BLOCK_N 128, 4 warps): 1814 -> 1687 loop
-# instructions per tile; H200: 1.01-1.03x, same outputs (session 14).
+# instructions per tile; H200: 1.01-1.03x, same outputs (session 14). The asm stays pure here
+# (``_dequant4_sym``'s PAIR 1): the impure one the decode kernels take (decode.PAIR_OPAQUE)
+# gives this kernel 1640 instead of 1687 loop instructions but 140 instead of 12 bytes of
+# spills, and measured slower on an H200 (session 19, 8K: 2716 against 2601 µs; 16K: 8875
+# against 8444).
 PAIR_LOOKUP = True
 LOG2E = 1.4426950408889634
 
@@ -701,7 +705,7 @@ def launch_attention(
         V_BITS=v_bits,
         IS_CAUSAL=bool(is_causal),
         HAS_MASK=mask is not None,
-        PAIR=PAIR_LOOKUP,
+        PAIR=1 if PAIR_LOOKUP else 0,  # the pure asm: see the note at PAIR_LOOKUP
     )
     return out
 

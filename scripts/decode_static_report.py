@@ -59,8 +59,8 @@ def launch_strides(bits: int, paged: bool, head_dim: int = 128) -> dict[str, int
     lay = PagedKVLayout(H_KV, head_dim, bits, bits)
     if paged:
         page, bpt = PAGE * lay.bytes_per_token, lay.bytes_per_token
-        k = (page, bpt, lay.k_record, page // 4, bpt // 4, lay.k_record // 4)
-        v = (page, bpt, lay.v_record, page // 4, bpt // 4, lay.v_record // 4)
+        k = (page, bpt, lay.k_packed_bytes, page // 4, bpt // 4, 1)
+        v = (page, bpt, lay.v_packed_bytes, page // 4, bpt // 4, 1)
     else:  # [B, H, S, D*b/8] uint8 and [B, H, S] fp32, contiguous
         nb = lay.k_packed_bytes
         k = v = (H_KV * N * nb, nb, N * nb, H_KV * N, 1, N)

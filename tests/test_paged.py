@@ -23,14 +23,18 @@ def test_layout_arithmetic_d128():
     assert (lay.k_record, lay.v_record, lay.bytes_per_token) == (68, 68, 136)
     lay8 = PagedKVLayout(8, 128, 4, 4)
     assert lay8.bytes_per_token == 8 * 136 == token_bytes(128, 4, 4, 8)
-    assert [lay8.k_offset(h) for h in (0, 1, 7)] == [0, 68, 476]
-    assert [lay8.v_offset(h) for h in (0, 1, 7)] == [544, 612, 1020]
+    # [K indices of 8 heads | their K norms | V indices | V norms]: every index row 32-byte aligned
+    assert [lay8.k_offset(h) for h in (0, 1, 7)] == [0, 64, 448]
+    assert [lay8.k_norm_offset(h) for h in (0, 1, 7)] == [512, 516, 540]
+    assert [lay8.v_offset(h) for h in (0, 1, 7)] == [544, 608, 992]
+    assert [lay8.v_norm_offset(h) for h in (0, 1, 7)] == [1056, 1060, 1084]
+    assert all(o % 32 == 0 for h in range(8) for o in (lay8.k_offset(h), lay8.v_offset(h)))
     assert lay8.page_bytes(16) == 16 * 1088
     lay3 = PagedKVLayout(8, 128, 3, 3)
     assert (lay3.k_record, lay3.bytes_per_token) == (52, 8 * 104)
     mixed = PagedKVLayout(4, 128, 4, 3)
     assert mixed.bytes_per_token == token_bytes(128, 4, 3, 4) == 4 * 120
-    assert mixed.v_offset(1) == 4 * 68 + 52
+    assert mixed.v_offset(1) == 4 * 68 + 48 and mixed.v_norm_offset(3) == 4 * 68 + 4 * 48 + 12
 
 
 @pytest.mark.parametrize(

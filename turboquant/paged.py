@@ -1,9 +1,11 @@
 """The paged TurboQuant KV pool: layout, slot-mapping writes, and plain-torch reads.
 
 One uint8 tensor ``[num_blocks, block_size, bytes_per_token]`` holds the compressed K and V of
-every KV head (docs/ARCHITECTURE.md, "Paged pool"). One token's slot holds the K records of all
-KV heads, then the V records of all KV heads; one record is
-``[packed indices: D*b/8 bytes | norm: fp32, 4 bytes little endian]``. Token ``t`` of a sequence
+every KV head (docs/ARCHITECTURE.md, "Paged pool"). One token's slot holds, in order, the
+packed K indices of all KV heads (``D*k_bits/8`` bytes each), their K norms (fp32, 4 bytes
+little endian each), the packed V indices of all KV heads and their V norms: each head's index
+row starts at a multiple of its own size, so with 8 KV heads every row is 32-byte aligned and
+read in whole sectors and 16-byte vectors. Token ``t`` of a sequence
 lives in block ``block_table[t // block_size]`` at row ``t % block_size``; a *slot* is
 ``block_id * block_size + row`` (vLLM's ``slot_mapping``).
 
@@ -66,17 +68,17 @@ class PagedKVLayout:
 
     @property
     def k_record(self) -> int:
-        """Bytes of one K record (packed indices + fp32 norm)."""
+        """Bytes of one KV head's K per token (packed indices + fp32 norm)."""
         return self.k_packed_bytes + NORM_BYTES
 
     @property
     def v_record(self) -> int:
-        """Bytes of one V record (packed indices + fp32 norm)."""
+        """Bytes of one KV head's V per token (packed indices + fp32 norm)."""
         return self.v_packed_bytes + NORM_BYTES
 
     @property
     def bytes_per_token(self) -> int:
-        """Bytes of one token's slot: all K records, then all V records."""
+        """Bytes of one token's slot: K indices and norms of all heads, then V's."""
         return self.num_kv_heads * (self.k_record + self.v_record)
 
     def _check_head(self, h: int) -> int:
@@ -85,12 +87,20 @@ class PagedKVLayout:
         return h
 
     def k_offset(self, h: int) -> int:
-        """Byte offset of KV head ``h``'s K record inside a token's slot."""
-        return self._check_head(h) * self.k_record
+        """Byte offset of KV head ``h``'s packed K indices inside a token's slot."""
+        return self._check_head(h) * self.k_packed_bytes
+
+    def k_norm_offset(self, h: int) -> int:
+        """Byte offset of KV head ``h``'s K norm (fp32) inside a token's slot."""
+        return self.num_kv_heads * self.k_packed_bytes + self._check_head(h) * NORM_BYTES
 
     def v_offset(self, h: int) -> int:
-        """Byte offset of KV head ``h``'s V record inside a token's slot."""
-        return self.num_kv_heads * self.k_record + self._check_head(h) * self.v_record
+        """Byte offset of KV head ``h``'s packed V indices inside a token's slot."""
+        return self.num_kv_heads * self.k_record + self._check_head(h) * self.v_packed_bytes
+
+    def v_norm_offset(self, h: int) -> int:
+        """Byte offset of KV head ``h``'s V norm (fp32) inside a token's slot."""
+        return self.num_kv_heads * (self.k_record + self.v_packed_bytes) + self._check_head(h) * NORM_BYTES
 
     def page_bytes(self, block_size: int) -> int:
         """Bytes of one page (block) of ``block_size`` tokens."""
@@ -198,21 +208,19 @@ def _check_write_inputs(pool, layout, key, value, slot_mapping, k_quantizer, v_q
 
 def _record_views(pool: torch.Tensor, layout: PagedKVLayout, which: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Strided views of the pool for K or V: packed uint8 ``[slots, H, D*b/8]`` and fp32 norms
-    ``[slots, H]`` (the pool seen as 4-byte words; records are 4-byte aligned)."""
+    ``[slots, H]`` (the pool seen as 4-byte words; every region is 4-byte aligned)."""
     bpt, h = layout.bytes_per_token, layout.num_kv_heads
-    record, nbytes, start = (
-        (layout.k_record, layout.k_packed_bytes, layout.k_offset(0))
+    nbytes, start, norm_start = (
+        (layout.k_packed_bytes, layout.k_offset(0), layout.k_norm_offset(0))
         if which == "k"
-        else (layout.v_record, layout.v_packed_bytes, layout.v_offset(0))
+        else (layout.v_packed_bytes, layout.v_offset(0), layout.v_norm_offset(0))
     )
     slots = pool.shape[0] * pool.shape[1]
     flat = pool.view(slots, bpt)
     # as_strided takes an absolute storage offset: vLLM hands each layer a view into one buffer
-    packed = flat.as_strided((slots, h, nbytes), (bpt, record, 1), flat.storage_offset() + start)
+    packed = flat.as_strided((slots, h, nbytes), (bpt, nbytes, 1), flat.storage_offset() + start)
     words = pool.view(torch.float32).view(slots, bpt // 4)
-    norms = words.as_strided(
-        (slots, h), (bpt // 4, record // 4), words.storage_offset() + (start + nbytes) // 4
-    )
+    norms = words.as_strided((slots, h), (bpt // 4, 1), words.storage_offset() + norm_start // 4)
     return packed, norms
 
 
@@ -234,7 +242,7 @@ def write_kv_reference(
     k_quantizer,
     v_quantizer,
 ) -> None:
-    """Plain-torch :func:`write_kv`: quantize with the quantizers and copy the record bytes.
+    """Plain-torch :func:`write_kv`: quantize with the quantizers and copy the index and norm bytes.
 
     ``key``/``value`` ``[T, H_kv, D]`` (fp16/bf16/fp32), ``slot_mapping`` int64 ``[T]``
     (negative entries are skipped). Writes ``pool`` in place.
@@ -248,10 +256,10 @@ def write_kv_reference(
     flat = pool.view(-1, layout.bytes_per_token)
     sides = ((key, k_quantizer, layout.k_offset(0)), (value, v_quantizer, layout.v_offset(0)))
     for x, quantizer, start in sides:
-        packed, norms = quantizer.quantize_packed(x[keep], validate=False)
-        record = torch.cat([packed, norms.contiguous().view(torch.uint8).view(*norms.shape, 4)], dim=-1)
-        record = record.reshape(record.shape[0], -1)
-        flat[slots, start : start + record.shape[1]] = record
+        packed, norms = quantizer.quantize_packed(x[keep], validate=False)  # [T, H, nb], [T, H]
+        # [indices of all heads | their norms], contiguous from the side's first index byte
+        region = torch.cat([packed.reshape(len(slots), -1), norms.contiguous().view(torch.uint8)], dim=-1)
+        flat[slots, start : start + region.shape[1]] = region
 
 
 def write_kv(

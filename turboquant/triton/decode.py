@@ -1560,28 +1560,16 @@ def tq_paged_decode(
     bpt = layout.bytes_per_token
     flat = pool.view(-1)
     words = pool.view(torch.float32).view(-1)
-    k_start, v_start = layout.k_offset(0), layout.v_offset(0)
     tensors = (
-        flat[k_start:],
-        words[(k_start + layout.k_packed_bytes) // 4 :],
-        flat[v_start:],
-        words[(v_start + layout.v_packed_bytes) // 4 :],
+        flat[layout.k_offset(0) :],
+        words[layout.k_norm_offset(0) // 4 :],
+        flat[layout.v_offset(0) :],
+        words[layout.v_norm_offset(0) // 4 :],
     )
     page = block_size * bpt
-    strides = (
-        page,
-        bpt,
-        layout.k_record,
-        page // 4,
-        bpt // 4,
-        layout.k_record // 4,
-        page,
-        bpt,
-        layout.v_record,
-        page // 4,
-        bpt // 4,
-        layout.v_record // 4,
-    )
+    # per head: the next index row (its own size on) and the next norm (one word on)
+    strides = (page, bpt, layout.k_packed_bytes, page // 4, bpt // 4, 1)
+    strides += (page, bpt, layout.v_packed_bytes, page // 4, bpt // 4, 1)
     return _launch(
         q3,
         layout.num_kv_heads,

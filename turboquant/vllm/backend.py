@@ -54,7 +54,7 @@ class TQ4FullAttentionSpec(FullAttentionSpec):
     """A ``FullAttentionSpec`` whose pages hold TurboQuant records.
 
     ``dtype`` is uint8, ``num_head_slots`` 1 and ``state_content_bytes`` the layout's
-    ``bytes_per_token`` (all KV heads' K records, then their V records), so vLLM's
+    ``bytes_per_token`` (all KV heads' K indices and norms, then their V's), so vLLM's
     ``page_size_bytes`` is ``block_size * bytes_per_token``. Grouped with full attention by
     vLLM's spec registry (it is a subclass).
     """
@@ -199,9 +199,10 @@ class TQ4AttentionBackend(AttentionBackend):
     ) -> tuple[int, int, int]:
         """Packed pool shape ``(num_blocks, block_size, bytes_per_token)`` for the env's bits.
 
-        The last dimension holds ``[K records of all heads | V records of all heads]``, one
-        record being ``[packed indices | fp32 norm]``. (vLLM 0.32 derives the cache view from
-        the spec instead; this is the same shape without the unit head-slot axis.)
+        The last dimension holds ``[K indices of all heads | their fp32 norms | V indices of
+        all heads | their norms]`` (:class:`turboquant.paged.PagedKVLayout`). (vLLM 0.32
+        derives the cache view from the spec instead; this is the same shape without the unit
+        head-slot axis.)
         """
         if cache_dtype_str != "auto":
             raise ValueError(

@@ -227,7 +227,9 @@ def test_default_config_by_work():
     """The table of ``default_config``'s docstring, at the benchmark's shapes (8 KV heads)."""
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert default_config(8, 32768, cuda) == ONE_WAVE_CONFIG  # B=1
-    assert default_config(8, 131072, cuda) == ONE_WAVE_CONFIG  # B=1, N=128K: 1M tokens, 8 pairs
+    assert default_config(8, 65536, cuda) == ONE_WAVE_CONFIG  # B=1, N=64K
+    assert default_config(8, 131072, cuda) == MID_WORK_CONFIG  # B=1, N=128K: 1M tokens, 8 pairs
+    assert default_config(4, 262144, cuda) == ONE_WAVE_CONFIG  # 4 pairs (4 KV heads): not timed
     assert default_config(16, 32768, cuda) == MID_WORK_CONFIG  # B=2, N=32K
     assert default_config(32, 4096, cuda) == ONE_WAVE_CONFIG  # B=4, N=4K
     assert default_config(32, 32768, cuda) == MID_WORK_CONFIG  # B=4, N=32K: 1M tokens, 32 pairs

@@ -97,7 +97,7 @@ class DecodeConfig:
     ``pair_lookup``: the symmetric lookup hands its values over as fp16 pairs
     (``_SYM4_PAIR_ASM``) rather than as single halves paired up afterwards (H200, session 14:
     1.5-4.7% faster at B=1/8/32, same outputs);
-    ``planes``: 3- and 4-bit tiles (``D = 128``, one-warp programs) stay as their 8 index
+    ``planes``: 4-bit tiles (``D = 128``, one-warp programs) stay as their 8 index
     planes and each dot runs as 8 dots over them (``_split_kernel``'s ``K_PLANES``/``V_PLANES``),
     so the coordinate order is never restored (H200, session 15: B=8, N=32K 207 against
     226 µs without); ``pair_lookup`` then only concerns the other tiles; ``planes_min_chunk``:
@@ -170,6 +170,9 @@ class DecodeConfig:
 # 24.3/31.9/49.6/81.1 µs, equal up to N=4K; B=2 N=4K/16K 18.1/42.9 against 21.4/46.8) and
 # 32/1/8 from MANY_PAIRS_MID_TOKENS of work (B=2 N=32K 68.7 against 75.6 with 128/4/2 and 77.6
 # with 128/4/4; B=4 N=32K 112.0 against 121.3 with 32/1/16).
+# Session 19 (docs/results/h200-2026-12-03-s19/run5_b1.jsonl, 5 rounds): B=1 N=128K 129.1 µs
+# with 32/1/8 against 139.6 with 128/4/2 (N=64K equal, 78.6 against 78.4; N=32K 48.8 against
+# 45.9), so 8+ pairs take 32/1/8 from LONG_WORK_TOKENS.
 ONE_WAVE_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=2)
 DEFAULT_CONFIG = DecodeConfig()
 MID_WORK_CONFIG = DecodeConfig(ctas_per_sm=8)
@@ -180,7 +183,8 @@ MID_WORK_TOKENS = 1 << 18  # ... with 8 programs per SM, given at least MID_PAIR
 MID_PAIRS = 32
 FEW_PAIRS = 128  # from this many (sequence, KV head) pairs on: MANY_PAIRS_CONFIG (long work)
 MANY_PAIRS_MID_TOKENS = 1 << 19  # ... and below LONG_WORK_TOKENS: DEFAULT_CONFIG from here on
-MID_WORK_MIN_PAIRS = 16  # fewer pairs keep ONE_WAVE_CONFIG below LONG_WORK_TOKENS (B=1: not timed)
+MID_WORK_MIN_PAIRS = 16  # fewer pairs keep ONE_WAVE_CONFIG below LONG_WORK_TOKENS ...
+LONG_WORK_MIN_PAIRS = 8  # ... and from it MID_WORK_CONFIG from this many (B=1, N=128K: session 19)
 
 
 def default_config(
@@ -199,8 +203,9 @@ def default_config(
       ``2 * FEW_PAIRS`` pairs, else ``MID_WORK_CONFIG`` (32/1/8);
     * fewer pairs: ``DEFAULT_CONFIG`` from ``LONG_WORK_TOKENS`` of work and ``2 * MID_PAIRS``
       pairs; else ``MID_WORK_CONFIG`` (32/1/8) from ``MANY_PAIRS_MID_TOKENS`` of work with at
-      least ``MID_WORK_MIN_PAIRS`` pairs, or from ``MID_WORK_TOKENS`` with at least
-      ``MID_PAIRS``; else ``ONE_WAVE_CONFIG`` (128/4/2).
+      least ``MID_WORK_MIN_PAIRS`` pairs, from ``MID_WORK_TOKENS`` with at least
+      ``MID_PAIRS``, or from ``LONG_WORK_TOKENS`` with at least ``LONG_WORK_MIN_PAIRS``; else
+      ``ONE_WAVE_CONFIG`` (128/4/2).
 
     3-bit indices through the register lookup
     (``register_lookup``: symmetric codebooks, head dim >= 128, see :func:`_symmetric_lookup`)
@@ -220,8 +225,10 @@ def default_config(
         return DEFAULT_CONFIG if work >= MANY_PAIRS_MID_TOKENS or pairs >= 2 * FEW_PAIRS else MID_WORK_CONFIG
     if work >= LONG_WORK_TOKENS and pairs >= 2 * MID_PAIRS:
         return DEFAULT_CONFIG
-    if (work >= MANY_PAIRS_MID_TOKENS and pairs >= MID_WORK_MIN_PAIRS) or (
-        work >= MID_WORK_TOKENS and pairs >= MID_PAIRS
+    if (
+        (work >= LONG_WORK_TOKENS and pairs >= LONG_WORK_MIN_PAIRS)
+        or (work >= MANY_PAIRS_MID_TOKENS and pairs >= MID_WORK_MIN_PAIRS)
+        or (work >= MID_WORK_TOKENS and pairs >= MID_PAIRS)
     ):
         return MID_WORK_CONFIG
     return ONE_WAVE_CONFIG
@@ -916,10 +923,10 @@ def _split_kernel(
 
     Scores are ``[G_PAD, BLOCK_N]`` (``q_rot @ K_tile^T``), so the probabilities are the A
     operand of ``P @ V_tile`` as the first dot leaves them. ``K_PLANES``/``V_PLANES`` (3 and
-    4 bits, ``D = 128``, one warp: :func:`_plane_dots`): the tile is kept as its 8 index planes
-    (:func:`_tile_planes`) and each dot runs as 8 dots over them, the query read and the output
-    written in the planes' column order; otherwise the tile is decompressed into coordinate
-    order first.
+    4 bits, ``D = 128``, one warp; the launcher takes them for 4 bits: :func:`_plane_dots`):
+    the tile is kept as its 8 index planes (:func:`_tile_planes`) and each dot runs as 8 dots
+    over them, the query read and the output written in the planes' column order; otherwise
+    the tile is decompressed into coordinate order first.
 
     ``REPL`` (with ``V_PLANES``; 1, 2 or 4, ``G * REPL <= G_PAD``): the ``G_PAD`` rows of the
     dots, padding beyond the ``G`` query heads otherwise, hold ``REPL`` copies of each head
@@ -1266,8 +1273,10 @@ def _plane_dots(bits: int, d: int, num_warps: int) -> bool:
     was neither run on a GPU nor timed with them) and a one-warp program (with more, each of
     the 8 small ``[G_PAD, d/8]`` outputs is spread over warps that all need the whole tile:
     H200, B=32, N=32K, 4-warp 128-token tiles took 1479 µs with plane dots against 987 µs
-    without)."""
-    return bits in (3, 4) and d == 128 and num_warps == 1
+    without). 4 bits only since session 19: with the aligned paged layout 3-bit plane tiles
+    ran slower than coordinate order (H200, K3/V3, B=8 N=32K 297.8 against 263.9 µs, N=16K
+    162.9 against 143.7; B=32 N=32K 1072 against 1061; run 6)."""
+    return bits == 4 and d == 128 and num_warps == 1
 
 
 def _row_copies(g: int, g_pad: int, v_planes: bool, enabled: bool = True) -> int:

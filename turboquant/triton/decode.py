@@ -512,21 +512,12 @@ def _dequant4_sym(w, t2, t3, t6, t7, D: tl.constexpr, N: tl.constexpr, PAIR: tl.
         w2 = tl.join(w, w)
         w4 = tl.join(w2, w2)
         w8 = tl.join(w4, w4).reshape(N, D)
-        if PAIR == 2:
-            return tl.inline_asm_elementwise(
-                _SYM4_PAIR_ASM,
-                _SYM4_PAIR_CONSTRAINTS,
-                [w8, t2, t3, t6, t7],
-                dtype=tl.float16,
-                is_pure=False,
-                pack=8,
-            )
         return tl.inline_asm_elementwise(
             _SYM4_PAIR_ASM,
             _SYM4_PAIR_CONSTRAINTS,
             [w8, t2, t3, t6, t7],
             dtype=tl.float16,
-            is_pure=True,
+            is_pure=PAIR == 1,
             pack=8,
         )
     c0, c1, c2, c3, c4, c5, c6, c7 = _word_planes(w, 0, 0, 0, t2, t3, 0, 0, t6, t7, 4, _SYM4)

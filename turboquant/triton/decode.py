@@ -45,7 +45,7 @@ import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from ..packing import unpack_indices
-from ..paged import PagedKVLayout, check_block_tables, check_pool, read_slots, sequence_slots
+from ..paged import PagedKVLayout, _record_views, check_block_tables, check_pool, read_slots, sequence_slots
 from ..validation import FLOAT_DTYPES, check_tensor
 from .codebook_memo import is_symmetric, per_codebook
 from .compress import INTERPRET, dot, infer_bits
@@ -1152,23 +1152,19 @@ def _split_kernel(
     tl.store(ML + 2 * part, m_i, mask=gmask)
     tl.store(ML + 2 * part + 1, l_i, mask=gmask)
     rows = ACC + part[:, None] * D
-    if V_PLANES and REPL > 1:  # accumulator j of copy c: plane c * NACC + j
-        plane = (copy * NACC)[:, None]
-        cols = _plane_coords(0, W)[None, :]
-        tl.store(rows + cols + plane, a0, mask=rmask[:, None])
-        tl.store(rows + cols + plane + 1, a1, mask=rmask[:, None])
-        if NACC == 4:
-            tl.store(rows + cols + plane + 2, a2, mask=rmask[:, None])
-            tl.store(rows + cols + plane + 3, a3, mask=rmask[:, None])
-    elif V_PLANES:
-        tl.store(rows + _plane_coords(0, W)[None, :], a0, mask=gmask[:, None])
-        tl.store(rows + _plane_coords(1, W)[None, :], a1, mask=gmask[:, None])
-        tl.store(rows + _plane_coords(2, W)[None, :], a2, mask=gmask[:, None])
-        tl.store(rows + _plane_coords(3, W)[None, :], a3, mask=gmask[:, None])
-        tl.store(rows + _plane_coords(4, W)[None, :], a4, mask=gmask[:, None])
-        tl.store(rows + _plane_coords(5, W)[None, :], a5, mask=gmask[:, None])
-        tl.store(rows + _plane_coords(6, W)[None, :], a6, mask=gmask[:, None])
-        tl.store(rows + _plane_coords(7, W)[None, :], a7, mask=gmask[:, None])
+    if V_PLANES:  # accumulator j of copy c (rows r < G * REPL): plane c * NACC + j
+        plane = _plane_coords(0, W)[None, :] + (copy * NACC)[:, None]
+        keep = rmask[:, None]
+        tl.store(rows + plane, a0, mask=keep)
+        tl.store(rows + plane + 1, a1, mask=keep)
+        if NACC >= 4:
+            tl.store(rows + plane + 2, a2, mask=keep)
+            tl.store(rows + plane + 3, a3, mask=keep)
+        if NACC == 8:
+            tl.store(rows + plane + 4, a4, mask=keep)
+            tl.store(rows + plane + 5, a5, mask=keep)
+            tl.store(rows + plane + 6, a6, mask=keep)
+            tl.store(rows + plane + 7, a7, mask=keep)
     else:
         tl.store(rows + d[None, :], a0, mask=gmask[:, None])
 
@@ -1557,19 +1553,10 @@ def tq_paged_decode(
         if b and int(seq_lens.max()) > max_seq_len:
             raise ValueError(f"seq_lens: max {int(seq_lens.max())} exceeds max_seq_len={max_seq_len}")
 
-    bpt = layout.bytes_per_token
-    flat = pool.view(-1)
-    words = pool.view(torch.float32).view(-1)
-    tensors = (
-        flat[layout.k_offset(0) :],
-        words[layout.k_norm_offset(0) // 4 :],
-        flat[layout.v_offset(0) :],
-        words[layout.v_norm_offset(0) // 4 :],
-    )
-    page = block_size * bpt
-    # per head: the next index row (its own size on) and the next norm (one word on)
-    strides = (page, bpt, layout.k_packed_bytes, page // 4, bpt // 4, 1)
-    strides += (page, bpt, layout.v_packed_bytes, page // 4, bpt // 4, 1)
+    # the pool's own views (the layout lives in turboquant.paged): K indices, K norms, V's;
+    # each [slots, H, ...] with its page, token and head strides
+    tensors = (*_record_views(pool, layout, "k"), *_record_views(pool, layout, "v"))
+    strides = tuple(s for t in tensors for s in (block_size * t.stride(0), t.stride(0), t.stride(1)))
     return _launch(
         q3,
         layout.num_kv_heads,

@@ -194,6 +194,9 @@ def _bench_tq(time_fn, emit, base, q, n, bits, quantizer, t_flash, gen, args) ->
         coord = dataclasses.replace(cfg, planes=False)
         t = time_fn(lambda: paged(coord))
         emit(result(f"tq_paged_{name}[coord]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
+    if cfg.planes and cfg.num_warps == 1 and cfg.k_registers:  # A/B: K planes through shared memory
+        t = time_fn(lambda: paged(dataclasses.replace(cfg, k_registers=False)))
+        emit(result(f"tq_paged_{name}[no k registers]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
     if cfg.planes and cfg.num_warps == 1 and cfg.row_copies:  # A/B: 8 plane accumulators per row
         t = time_fn(lambda: paged(dataclasses.replace(cfg, row_copies=False)))
         emit(result(f"tq_paged_{name}[no row copies]", t, tb_s=round(comp_bytes / t / 1e6, 3)))

@@ -3,7 +3,9 @@ machine's Triton, no GPU needed, and the compress and compressed-prefill kernels
 configurations their static reports cover. The tests run the kernels under the interpreter,
 which does not type-check them the way the compiler does (session 16 lost a GPU run to a
 ``tl.constexpr`` assigned inside a ``static_range`` loop, reached by 3-bit codebooks only).
-Exits non-zero and names each variant that fails to compile. ``scripts/test.sh`` runs it on
+The split kernels' ``movmatrix`` statements must take a tensor-core layout (their result is
+only right there; the interpreter does not run them). Exits non-zero and names each variant
+that fails to compile or to meet that. ``scripts/test.sh`` runs it on
 machines without a GPU.
 
     .venv/bin/python scripts/compile_check.py [--jobs 2]
@@ -77,7 +79,10 @@ def compile_one(v: tuple) -> str | None:
             prefill_static_report.compile_prefill(*v[1:])
         else:
             _, kb, vb, d, bn, w, paged = v
-            report.compile_split(kb, bn, w, paged=paged, head_dim=d, v_bits=vb)
+            kernel = report.compile_split(kb, bn, w, paged=paged, head_dim=d, v_bits=vb)
+            wrong = report.movmatrix_layout_errors(kernel.asm["ttgir"])
+            if wrong:
+                return "; ".join(wrong)
     except Exception:  # noqa: BLE001 - every failure is reported, with its traceback's last line
         return traceback.format_exc().strip().splitlines()[-1]
     return None

@@ -102,6 +102,7 @@ def compile_split(
     v_bits: int | None = None,
     pdl: bool = True,
     row_copies: bool = True,
+    k_registers: bool = True,
 ):
     """The split kernel as ``bench_decode.py`` launches it on an H100/H200 (page 16, K bits
     ``bits``, V bits ``v_bits`` or the same)."""
@@ -127,11 +128,26 @@ def compile_split(
         V_PLANES=v_planes,
         PDL=pdl,
         REPL=decode._row_copies(group, g_pad, v_planes, row_copies),
+        K_FRAGMENTS=k_registers and planes and decode._plane_dots(bits, head_dim, num_warps),
     )
     # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0
     values = launch_strides(bits, paged, head_dim)
     aligned = [name for name, v in values.items() if v % 16 == 0]
     return compile_sm90(fn, POINTERS, constants, aligned, num_warps, 1)
+
+
+def movmatrix_layout_errors(ttgir: str) -> list[str]:
+    """The ``movmatrix`` asm statements of a TTGIR whose operand is not in a tensor-core
+    (``nvidia_mma``) layout: the asm transposes the 8x8 blocks of the registers it is given,
+    which is the transpose of the tensor only in that layout (``decode._block_transpose``)."""
+    aliases = dict(re.findall(r"^(#\w+) = (#[\w.]+)<", ttgir, flags=re.M))
+    errors = []
+    for line in ttgir.splitlines():
+        if "movmatrix" in line:
+            enc = re.search(r"\} %[\w#]+ : tensor<[^,]+, (#\w+)>", line)
+            if not enc or aliases.get(enc.group(1)) != "#ttg.nvidia_mma":
+                errors.append(f"movmatrix operand in {enc.group(1) if enc else '?'}: {line.strip()[:160]}")
+    return errors
 
 
 def _ptxas() -> Path:
@@ -210,6 +226,11 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--no-row-copies", action="store_true", help="DecodeConfig(row_copies=False): 8 plane accumulators"
     )
+    parser.add_argument(
+        "--no-k-registers",
+        action="store_true",
+        help="DecodeConfig(k_registers=False): K planes through shared memory (the B operand of q K^T)",
+    )
     parser.add_argument("--group", type=int, default=4, help="query heads per KV head")
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
     args = parser.parse_args(argv)
@@ -229,6 +250,7 @@ def main(argv=None) -> None:
                         planes=not args.no_planes,
                         group=args.group,
                         row_copies=not args.no_row_copies,
+                        k_registers=not args.no_k_registers,
                     )
                     ttgir = kernel.asm["ttgir"]
                     st = kernel_stats(kernel, Path(tmp))
@@ -240,6 +262,7 @@ def main(argv=None) -> None:
                         f"{' no-pair' if args.no_pair else ''}"
                         f"{' no-planes' if args.no_planes else ''}"
                         f"{' no-row-copies' if args.no_row_copies else ''}"
+                        f"{' no-k-registers' if args.no_k_registers else ''}"
                         f" G={args.group}: "
                         f"{st['registers']} registers, "
                         f"spill stores/loads {st['spill'][0]}/{st['spill'][1]} B, "

@@ -102,14 +102,21 @@ def test_paged_decode_matches_reference(bits, group, block_size, dtype, block_n)
 def test_plane_dots_match_reference(d, bits, group, block_n):
     """``DecodeConfig.planes`` (the dots over index planes: D = 128, one warp; at D = 256 the
     flag falls back to coordinate order) against the reference, planes on and off, both
-    lookups of the 4-bit tables."""
+    lookups of the 4-bit tables, the K planes as the A operand of ``K @ q^T`` (``k_registers``,
+    the default: the columns relabelled and the probabilities block-transposed) and as the B
+    operand of ``q @ K^T``."""
     lens = [33, 0, 70]
     lay, pool, table, seq_lens, kq, vq = _paged_batch(lens, 2, *bits, 16, max_blocks=5, seed=7, d=d)
     q = torch.randn(len(lens), 2 * group, d, device=DEV).to(torch.float16)
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
     ref = tq_paged_decode_reference(*args)
-    for planes, symmetric in ((True, True), (True, False), (False, True)):
-        cfg = DecodeConfig(block_n=block_n, planes=planes, symmetric_lookup=symmetric, planes_min_chunk=0)
+    for planes, symmetric, k_regs in (
+        (True, True, True),
+        (True, True, False),
+        (True, False, True),
+        (False, True, True),
+    ):
+        cfg = DecodeConfig(block_n=block_n, planes=planes, symmetric_lookup=symmetric, k_registers=k_regs)
         _close(tq_paged_decode(*args, num_splits=2, config=cfg), ref, torch.float16)
 
 
@@ -127,10 +134,7 @@ def test_row_copies_give_the_outputs_without_them(group, bits):
     lay, pool, table, seq_lens, kq, vq = _paged_batch(lens, 2, *bits, 16, max_blocks=5, seed=group)
     q = torch.randn(len(lens), 2 * group, D, device=DEV).to(torch.float16)
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
-    outs = [
-        tq_paged_decode(*args, num_splits=2, config=DecodeConfig(planes_min_chunk=0, row_copies=rc))
-        for rc in (True, False)
-    ]
+    outs = [tq_paged_decode(*args, num_splits=2, config=DecodeConfig(row_copies=rc)) for rc in (True, False)]
     assert torch.equal(outs[0], outs[1])
     _close(outs[0], tq_paged_decode_reference(*args), torch.float16)
 
@@ -217,6 +221,8 @@ def test_sm_scale_and_split_plan():
         DecodeConfig(planes="yes")
     with pytest.raises(TypeError, match="row_copies: expected a bool"):
         DecodeConfig(row_copies=1)
+    with pytest.raises(TypeError, match="k_registers: expected a bool"):
+        DecodeConfig(k_registers=0)
     with pytest.raises(TypeError, match="pdl: expected a bool"):
         DecodeConfig(pdl=None)
     with pytest.raises(ValueError, match="invalid launch parameters"):
@@ -227,11 +233,15 @@ def test_default_config_by_work():
     """The table of ``default_config``'s docstring, at the benchmark's shapes (8 KV heads)."""
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert default_config(8, 32768, cuda) == ONE_WAVE_CONFIG  # B=1
-    assert default_config(8, 65536, cuda) == ONE_WAVE_CONFIG  # B=1, N=64K
+    assert default_config(8, 16384, cuda) == ONE_WAVE_CONFIG  # B=1, N=16K
+    assert default_config(8, 65536, cuda) == MID_WORK_CONFIG  # B=1, N=64K: 512K tokens, 8 pairs
     assert default_config(8, 131072, cuda) == MID_WORK_CONFIG  # B=1, N=128K: 1M tokens, 8 pairs
     assert default_config(4, 262144, cuda) == ONE_WAVE_CONFIG  # 4 pairs (4 KV heads): not timed
     assert default_config(16, 32768, cuda) == MID_WORK_CONFIG  # B=2, N=32K
-    assert default_config(32, 4096, cuda) == ONE_WAVE_CONFIG  # B=4, N=4K
+    assert default_config(32, 4096, cuda) == MID_WORK_CONFIG  # B=4, N=4K: 128K tokens, 32 pairs
+    assert default_config(32, 2048, cuda) == ONE_WAVE_CONFIG  # B=4, N=2K
+    assert default_config(16, 8192, cuda) == ONE_WAVE_CONFIG  # B=2, N=8K: 128K tokens, 16 pairs
+    assert default_config(64, 2048, cuda) == MID_WORK_CONFIG  # B=8, N=2K
     assert default_config(32, 32768, cuda) == MID_WORK_CONFIG  # B=4, N=32K: 1M tokens, 32 pairs
     assert default_config(64, 16384, cuda) == DEFAULT_CONFIG  # B=8, N=16K: 1M tokens, 64 pairs
     assert default_config(64, 1024, cuda) == ONE_WAVE_CONFIG  # B=8, N=1K

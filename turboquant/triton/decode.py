@@ -101,10 +101,16 @@ class DecodeConfig:
     planes and each dot runs as 8 dots over them (``_split_kernel``'s ``K_PLANES``/``V_PLANES``),
     so the coordinate order is never restored (H200, session 15: B=8, N=32K 207 against
     226 µs without); ``pair_lookup`` then only concerns the other tiles; ``planes_min_chunk``:
-    plane dots only for splits of at least this many tokens (with 256-token splits, N=4K, the
-    coordinate order was 3-4% faster in two runs: B=8 44.3 against 45.6 µs, B=32 133.5
-    against 138.7 µs; from 512 tokens, N=16K, the planes: B=8 121.6 against 125.7 µs, B=32
-    434 against 483 µs); ``pdl``: on Hopper and later GPUs the three kernels are launched
+    plane dots only for splits of at least this many tokens (0: always; without
+    ``k_registers`` 512 was better in session 15: with 256-token splits, N=4K, the coordinate
+    order was 3-4% faster, B=8 44.3 against 45.6 µs; with ``k_registers`` the planes won at
+    every split length of session 20's run 2: B=8 N=4K 36.0 against 38.8 µs, B=32 N=4K 105
+    against 122); ``row_copies``: see ``_split_kernel``'s ``REPL``; ``k_registers``: with
+    plane dots, the scores are computed as ``K @ q^T`` so the K planes are the tensor cores'
+    A operand in the registers the loads left them in, not stored to and reloaded from
+    shared memory as the B operand of ``q @ K^T`` (H200, session 20 run 2: B=8 N=32K 185
+    against 216 µs, B=32 N=32K 707 against 783, B=1 N=128K 112 against 129); ``pdl``: on
+    Hopper and later GPUs the three kernels are launched
     with programmatic dependent launch, so each starts while the one before it finishes (the
     split kernel loads its first tile and the reduce kernel the rotation before they wait for
     their inputs) instead of after it; ``reduce_rows``/``reduce_warps``: partial rows per merge
@@ -122,8 +128,9 @@ class DecodeConfig:
     symmetric_lookup: bool = True
     pair_lookup: bool = True
     planes: bool = True
-    planes_min_chunk: int = 512
+    planes_min_chunk: int = 0
     row_copies: bool = True
+    k_registers: bool = True
     pdl: bool = True
     reduce_rows: int | None = None
     reduce_warps: int | None = None
@@ -145,7 +152,15 @@ class DecodeConfig:
                 f"DecodeConfig: reduce_rows must be a power of two >= 16 and reduce_warps one of "
                 f"1, 2, 4, 8, 16 (or None, automatic); got {rows!r}, {warps!r}"
             )
-        for name in ("prefetch", "symmetric_lookup", "pair_lookup", "planes", "row_copies", "pdl"):
+        for name in (
+            "prefetch",
+            "symmetric_lookup",
+            "pair_lookup",
+            "planes",
+            "row_copies",
+            "k_registers",
+            "pdl",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"DecodeConfig.{name}: expected a bool, got {getattr(self, name)!r}")
 
@@ -173,18 +188,21 @@ class DecodeConfig:
 # Session 19 (docs/results/h200-2026-12-03-s19/run5_b1.jsonl, 5 rounds): B=1 N=128K 129.1 µs
 # with 32/1/8 against 139.6 with 128/4/2 (N=64K equal, 78.6 against 78.4; N=32K 48.8 against
 # 45.9), so 8+ pairs take 32/1/8 from LONG_WORK_TOKENS.
+# Session 20 (docs/results/h200-2026-12-03-s20/run3.jsonl, 5 rounds, k_registers): 32/1/8 from
+# 8 pairs and 512K tokens (B=1 N=64K 68.9 µs against 77.9 with 128/4/2; N=32K equal, 45.8) and
+# from 32 pairs and 128K tokens (B=8 N=2K 23.2 against 25.0; B=4 N=4K equal, 25.2 against 25.3);
+# B=2 N=8K (16 pairs, 128K tokens) keeps 128/4/2 (26.2 against 27.8).
 ONE_WAVE_CONFIG = DecodeConfig(block_n=128, num_warps=4, ctas_per_sm=2)
 DEFAULT_CONFIG = DecodeConfig()
 MID_WORK_CONFIG = DecodeConfig(ctas_per_sm=8)
 MANY_PAIRS_CONFIG = DecodeConfig(ctas_per_sm=32)
 LOOKUP_CONFIG = DecodeConfig(block_n=16)
 LONG_WORK_TOKENS = 1 << 20  # sequences × KV heads × context from which the 1-warp tiles win
-MID_WORK_TOKENS = 1 << 18  # ... with 8 programs per SM, given at least MID_PAIRS pairs
+MID_WORK_TOKENS = 1 << 17  # ... with 8 programs per SM, given at least MID_PAIRS pairs
 MID_PAIRS = 32
 FEW_PAIRS = 128  # from this many (sequence, KV head) pairs on: MANY_PAIRS_CONFIG (long work)
 MANY_PAIRS_MID_TOKENS = 1 << 19  # ... and below LONG_WORK_TOKENS: DEFAULT_CONFIG from here on
-MID_WORK_MIN_PAIRS = 16  # fewer pairs keep ONE_WAVE_CONFIG below LONG_WORK_TOKENS ...
-LONG_WORK_MIN_PAIRS = 8  # ... and from it MID_WORK_CONFIG from this many (B=1, N=128K: session 19)
+MID_WORK_MIN_PAIRS = 8  # fewer pairs than MID_PAIRS take MID_WORK_CONFIG from MANY_PAIRS_MID_TOKENS
 
 
 def default_config(
@@ -203,9 +221,8 @@ def default_config(
       ``2 * FEW_PAIRS`` pairs, else ``MID_WORK_CONFIG`` (32/1/8);
     * fewer pairs: ``DEFAULT_CONFIG`` from ``LONG_WORK_TOKENS`` of work and ``2 * MID_PAIRS``
       pairs; else ``MID_WORK_CONFIG`` (32/1/8) from ``MANY_PAIRS_MID_TOKENS`` of work with at
-      least ``MID_WORK_MIN_PAIRS`` pairs, from ``MID_WORK_TOKENS`` with at least
-      ``MID_PAIRS``, or from ``LONG_WORK_TOKENS`` with at least ``LONG_WORK_MIN_PAIRS``; else
-      ``ONE_WAVE_CONFIG`` (128/4/2).
+      least ``MID_WORK_MIN_PAIRS`` pairs or from ``MID_WORK_TOKENS`` with at least
+      ``MID_PAIRS``; else ``ONE_WAVE_CONFIG`` (128/4/2).
 
     3-bit indices through the register lookup
     (``register_lookup``: symmetric codebooks, head dim >= 128, see :func:`_symmetric_lookup`)
@@ -225,10 +242,8 @@ def default_config(
         return DEFAULT_CONFIG if work >= MANY_PAIRS_MID_TOKENS or pairs >= 2 * FEW_PAIRS else MID_WORK_CONFIG
     if work >= LONG_WORK_TOKENS and pairs >= 2 * MID_PAIRS:
         return DEFAULT_CONFIG
-    if (
-        (work >= LONG_WORK_TOKENS and pairs >= LONG_WORK_MIN_PAIRS)
-        or (work >= MANY_PAIRS_MID_TOKENS and pairs >= MID_WORK_MIN_PAIRS)
-        or (work >= MID_WORK_TOKENS and pairs >= MID_PAIRS)
+    if (work >= MANY_PAIRS_MID_TOKENS and pairs >= MID_WORK_MIN_PAIRS) or (
+        work >= MID_WORK_TOKENS and pairs >= MID_PAIRS
     ):
         return MID_WORK_CONFIG
     return ONE_WAVE_CONFIG
@@ -706,6 +721,89 @@ def _plane_coords(k: tl.constexpr, W: tl.constexpr):
 
 
 @triton.jit
+def _fragment_words(W: tl.constexpr):
+    """The words behind the columns of :func:`_fragment_planes` (``[W]``, ``W = 16``): column
+    ``8h + 2t + e`` is word ``4t + 2h + e``."""
+    c = tl.arange(0, W)
+    return 4 * ((c % 8) // 2) + 2 * (c // 8) + c % 2
+
+
+@triton.jit
+def _fragment_planes(
+    w, tab, t0, t1, t2, t3, t4, t5, t6, t7, N: tl.constexpr, W: tl.constexpr, MODE: tl.constexpr
+):
+    """The 8 index planes of 4-bit words ``w`` (``[N, W]``, ``W = 16``, loaded 16 bytes per lane:
+    lane ``4g + t`` holds rows ``g + 8i`` and words ``4t .. 4t + 3``), each relabelled so that its
+    columns are those of :func:`_fragment_words`: the lane's words are then the columns ``2t,
+    2t + 1, 2t + 8, 2t + 9`` of a 16-wide reduction, the A operand fragment of the tensor cores
+    (``mma.m16n8k16``) as the load left it, with no shared memory and no shuffles. Plane ``k`` is
+    fp16 ``c[index k]``; adjacent words ``4t + 2h``, ``4t + 2h + 1`` share one asm instance
+    (``_SYM4_EVEN_ASM``/``_SYM4_ODD_ASM``), whose fp16 pair is the fragment's register."""
+    if MODE == _SYM4:
+        p0, p2, p4, p6 = tl.inline_asm_elementwise(
+            _SYM4_EVEN_ASM,
+            _SYM4_HALF_CONSTRAINTS,
+            [w, t2, t3, t6, t7],
+            dtype=(tl.float16,) * 4,
+            is_pure=True,
+            pack=2,
+        )
+        p1, p3, p5, p7 = tl.inline_asm_elementwise(
+            _SYM4_ODD_ASM,
+            _SYM4_HALF_CONSTRAINTS,
+            [w, t2, t3, t6, t7],
+            dtype=(tl.float16,) * 4,
+            is_pure=True,
+            pack=2,
+        )
+    else:
+        p0, p1, p2, p3, p4, p5, p6, p7 = _word_planes(w, tab, t0, t1, t2, t3, t4, t5, t6, t7, 4, MODE)
+    return (
+        _relabel(p0, N, W),
+        _relabel(p1, N, W),
+        _relabel(p2, N, W),
+        _relabel(p3, N, W),
+        _relabel(p4, N, W),
+        _relabel(p5, N, W),
+        _relabel(p6, N, W),
+        _relabel(p7, N, W),
+    )
+
+
+# movmatrix: the warp's 8x8 block of 16-bit values in one register per lane (lane 4r + c holding
+# row r, columns 2c and 2c + 1, as a tensor-core C fragment or A fragment holds it) transposed.
+_MOVMATRIX_ASM = tl.constexpr("movmatrix.sync.aligned.m8n8.trans.b16 $0, $1;")
+
+
+@triton.jit
+def _block_transpose(x, R: tl.constexpr, C: tl.constexpr):
+    """``x`` (fp16 ``[R, C]``) with each 8x8 block transposed in place: ``y[8i + a, 8j + b] =
+    x[8i + b, 8j + a]``. On the GPU ``x`` must be in a tensor-core C (or A) fragment layout,
+    whose registers hold its 8x8 blocks as ``movmatrix`` takes them: the asm moves the values
+    between lanes while Triton sees an elementwise op (so the result is only right in that
+    layout; impure, so the compiler neither duplicates it nor changes its operand's layout)."""
+    if _INTERPRET:
+        return x.reshape(R // 8, 8, C // 8, 8).permute(0, 3, 2, 1).reshape(R, C)
+    return tl.inline_asm_elementwise(_MOVMATRIX_ASM, "=r,r", [x], dtype=tl.float16, is_pure=False, pack=2)
+
+
+@triton.jit
+def _transposed_operand(pt, R: tl.constexpr, C: tl.constexpr):
+    """``pt^T`` (``[C, R]``) from fp16 ``pt`` ``[R, C]`` in a tensor-core C fragment layout (the
+    scores of ``K @ q^T``), in the registers of an A fragment: each 8x8 block is transposed by
+    :func:`_block_transpose` and the blocks are relabelled (in-thread, no data moves): ``z[8j + a,
+    8i + b] = y[8i + a, 8j + b] = pt[8i + b, 8j + a]``."""
+    y = _block_transpose(pt, R, C)
+    return y.reshape(R // 8, 8, C // 8, 8).permute(2, 1, 0, 3).reshape(C, R)
+
+
+@triton.jit
+def _relabel(p, N: tl.constexpr, W: tl.constexpr):
+    """Column ``4t + 2h + e`` of ``p`` to column ``8h + 2t + e`` (in-thread: no data moves)."""
+    return p.reshape(N, W // 4, 2, 2).permute(0, 2, 1, 3).reshape(N, W)
+
+
+@triton.jit
 def _block_ids(bt_row, t0, end, PAGED: tl.constexpr, PAGE: tl.constexpr, BLOCK_N: tl.constexpr):
     """int64 block ids of tokens ``t0 .. t0+BLOCK_N-1`` (0 past ``end``; unused unpaged)."""
     tok = t0 + tl.arange(0, BLOCK_N)
@@ -908,6 +1006,7 @@ def _split_kernel(
     V_PLANES: tl.constexpr = False,
     PDL: tl.constexpr = False,
     REPL: tl.constexpr = 1,
+    K_FRAGMENTS: tl.constexpr = False,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
@@ -924,6 +1023,12 @@ def _split_kernel(
     (row ``r`` is head ``r % G``, copy ``r // G``), and copy ``c`` accumulates only the planes
     ``c * 8 / REPL ...`` of ``P @ V`` (its probabilities masked to its rows in the other
     copies' dots): ``8 / REPL`` accumulators of ``[G_PAD, D / 8]`` instead of 8, the same dots.
+
+    ``K_FRAGMENTS`` (with ``K_PLANES``, 4 bits): the scores are computed transposed,
+    ``K_tile @ q_rot^T`` (``[BLOCK_N, G_PAD]``), the K planes being the A operand straight from
+    the registers the 16-byte loads and the lookup left them in (:func:`_fragment_planes`, no
+    shared memory); the probabilities reach the A operand of ``P @ V_tile`` through
+    :func:`_transposed_operand` (``movmatrix``, 8 instructions per 32-token tile).
 
     ``K``/``V``: uint8 pointers at the packed bytes of (page or sequence 0, token 0, head 0);
     ``KN``/``VN``: fp32 pointers at the matching norms; strides: page-or-sequence, token,
@@ -1006,14 +1111,24 @@ def _split_kernel(
             PAGED,
             PAGE,
             BLOCK_N,
-            K_PLANES,
+            K_PLANES and not K_FRAGMENTS,
             V_PLANES,
         )
     # what the prep kernel wrote (the rotated query, the tables) is read only from here on;
     # with PDL everything above overlaps its tail
     if PDL:
         gdc_wait()
-    if K_PLANES:
+    if K_FRAGMENTS:  # q^T planes: row c of plane k is coordinate 8 * _fragment_words(W)[c] + k
+        q_cols = Q + ((b * H_KV + h) * G + head)[None, :] * D + 8 * _fragment_words(W)[:, None]
+        q0 = tl.load(q_cols + 0, mask=rmask[None, :], other=0.0)
+        q1 = tl.load(q_cols + 1, mask=rmask[None, :], other=0.0)
+        q2 = tl.load(q_cols + 2, mask=rmask[None, :], other=0.0)
+        q3 = tl.load(q_cols + 3, mask=rmask[None, :], other=0.0)
+        q4 = tl.load(q_cols + 4, mask=rmask[None, :], other=0.0)
+        q5 = tl.load(q_cols + 5, mask=rmask[None, :], other=0.0)
+        q6 = tl.load(q_cols + 6, mask=rmask[None, :], other=0.0)
+        q7 = tl.load(q_cols + 7, mask=rmask[None, :], other=0.0)
+    elif K_PLANES:
         q0 = tl.load(q_rows + _plane_coords(0, W)[None, :], mask=rmask[:, None], other=0.0)
         q1 = tl.load(q_rows + _plane_coords(1, W)[None, :], mask=rmask[:, None], other=0.0)
         q2 = tl.load(q_rows + _plane_coords(2, W)[None, :], mask=rmask[:, None], other=0.0)
@@ -1057,13 +1172,33 @@ def _split_kernel(
             PAGED,
             PAGE,
             BLOCK_N,
-            K_PLANES,
+            K_PLANES and not K_FRAGMENTS,
             V_PLANES,
         )
         if not PREFETCH:
             kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
         valid = t0 + tl.arange(0, BLOCK_N) < end
-        if K_PLANES:
+        if K_FRAGMENTS:
+            # the scores transposed: the K planes are the A operand as loaded and looked up
+            k0, k1, k2, k3, k4, k5, k6, k7 = _fragment_planes(
+                kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, BLOCK_N, W, K_MODE
+            )
+            st = dot(k0, q0)
+            st = dot(k2, q2, st)
+            st = dot(k4, q4, st)
+            st = dot(k6, q6, st)
+            st = dot(k1, q1, st)
+            st = dot(k3, q3, st)
+            st = dot(k5, q5, st)
+            st = dot(k7, q7, st)
+            st = st * kn[:, None]  # [BLOCK_N, G_PAD]
+            st = tl.where(valid[:, None], st, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(st, 0))
+            alpha = tl.exp2(m_i - m_new)
+            pt = tl.exp2(st - m_new[None, :])
+            l_i = l_i * alpha + tl.sum(pt, 0)
+            pv = _transposed_operand((pt * vn[:, None]).to(tl.float16), BLOCK_N, G_PAD)
+        elif K_PLANES:
             k0, k1, k2, k3, k4, k5, k6, k7 = _tile_planes(
                 kw, kw2, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, BLOCK_N, W, K_MODE
             )
@@ -1078,15 +1213,16 @@ def _split_kernel(
         else:
             k = _tile_values(kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, D, BLOCK_N, K_MODE, PAIR)
             s = dot(q0, tl.trans(k))
-        s = s * kn[None, :]  # log2-domain logits (q is pre-scaled), [G_PAD, BLOCK_N]
-        s = tl.where(valid[None, :], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        alpha = tl.exp2(m_i - m_new)
-        p = tl.exp2(s - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(p, 1)
-        # the value norms folded into the probabilities; p is the A operand of P @ V as the
-        # score dot left it
-        pv = (p * vn[None, :]).to(tl.float16)
+        if not K_FRAGMENTS:
+            s = s * kn[None, :]  # log2-domain logits (q is pre-scaled), [G_PAD, BLOCK_N]
+            s = tl.where(valid[None, :], s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, 1))
+            alpha = tl.exp2(m_i - m_new)
+            p = tl.exp2(s - m_new[:, None])
+            l_i = l_i * alpha + tl.sum(p, 1)
+            # the value norms folded into the probabilities; p is the A operand of P @ V as the
+            # score dot left it
+            pv = (p * vn[None, :]).to(tl.float16)
         # the accumulators are rescaled only when a query head's maximum grew (in a long
         # context, rarely after the first tiles)
         if tl.max(m_new - m_i, 0) > 0:
@@ -1453,6 +1589,7 @@ def _launch(
         V_PLANES=v_planes,
         PDL=pdl,
         REPL=_row_copies(g, g_pad, v_planes, config.row_copies),
+        K_FRAGMENTS=config.k_registers and planes and _plane_dots(k_bits, d, config.num_warps),
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **launch,

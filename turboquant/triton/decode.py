@@ -644,6 +644,30 @@ def _tile_values(
 
 
 @triton.jit
+def _sym4_planes(x, t2, t3, t6, t7, PURE: tl.constexpr):
+    """The 8 index planes of the 4-bit words ``x`` by the symmetric register lookup in pairs:
+    ``_SYM4_EVEN_ASM``/``_SYM4_ODD_ASM`` on every two adjacent words of a thread (plane ``k``
+    in ``x``'s shape and layout, fp16 ``c[index k]``); ``PURE``: the asm's ``is_pure``."""
+    p0, p2, p4, p6 = tl.inline_asm_elementwise(
+        _SYM4_EVEN_ASM,
+        _SYM4_HALF_CONSTRAINTS,
+        [x, t2, t3, t6, t7],
+        dtype=(tl.float16,) * 4,
+        is_pure=PURE,
+        pack=2,
+    )
+    p1, p3, p5, p7 = tl.inline_asm_elementwise(
+        _SYM4_ODD_ASM,
+        _SYM4_HALF_CONSTRAINTS,
+        [x, t2, t3, t6, t7],
+        dtype=(tl.float16,) * 4,
+        is_pure=PURE,
+        pack=2,
+    )
+    return p0, p1, p2, p3, p4, p5, p6, p7
+
+
+@triton.jit
 def _pair_planes(a, b, N: tl.constexpr, C: tl.constexpr):
     """Planes ``a``, ``b`` ``[N, C/2]`` → ``[N, C]``, column ``2i + e`` from ``(a, b)[e]`` column ``i``."""
     return tl.join(a, b).reshape(N, C)
@@ -681,24 +705,7 @@ def _tile_planes(
         # computeOrigBitWidth halves the width when a join is among an operand's producers and
         # then chooses kWidth = 4): with kWidth = 2, 1370 against 1547 loop instructions per
         # 32-token tile (scripts/decode_static_report.py, one 8-output asm then)
-        x = _pair_planes(lo, hi, N, W)
-        p0, p2, p4, p6 = tl.inline_asm_elementwise(
-            _SYM4_EVEN_ASM,
-            _SYM4_HALF_CONSTRAINTS,
-            [x, t2, t3, t6, t7],
-            dtype=(tl.float16,) * 4,
-            is_pure=False,
-            pack=2,
-        )
-        p1, p3, p5, p7 = tl.inline_asm_elementwise(
-            _SYM4_ODD_ASM,
-            _SYM4_HALF_CONSTRAINTS,
-            [x, t2, t3, t6, t7],
-            dtype=(tl.float16,) * 4,
-            is_pure=False,
-            pack=2,
-        )
-        return p0, p1, p2, p3, p4, p5, p6, p7
+        return _sym4_planes(_pair_planes(lo, hi, N, W), t2, t3, t6, t7, False)
     a0, a1, a2, a3, a4, a5, a6, a7 = _word_planes(lo, tab, t0, t1, t2, t3, t4, t5, t6, t7, BITS, MODE)
     b0, b1, b2, b3, b4, b5, b6, b7 = _word_planes(hi, tab, t0, t1, t2, t3, t4, t5, t6, t7, BITS, MODE)
     return (
@@ -740,22 +747,7 @@ def _fragment_planes(
     fp16 ``c[index k]``; adjacent words ``4t + 2h``, ``4t + 2h + 1`` share one asm instance
     (``_SYM4_EVEN_ASM``/``_SYM4_ODD_ASM``), whose fp16 pair is the fragment's register."""
     if MODE == _SYM4:
-        p0, p2, p4, p6 = tl.inline_asm_elementwise(
-            _SYM4_EVEN_ASM,
-            _SYM4_HALF_CONSTRAINTS,
-            [w, t2, t3, t6, t7],
-            dtype=(tl.float16,) * 4,
-            is_pure=True,
-            pack=2,
-        )
-        p1, p3, p5, p7 = tl.inline_asm_elementwise(
-            _SYM4_ODD_ASM,
-            _SYM4_HALF_CONSTRAINTS,
-            [w, t2, t3, t6, t7],
-            dtype=(tl.float16,) * 4,
-            is_pure=True,
-            pack=2,
-        )
+        p0, p1, p2, p3, p4, p5, p6, p7 = _sym4_planes(w, t2, t3, t6, t7, True)
     else:
         p0, p1, p2, p3, p4, p5, p6, p7 = _word_planes(w, tab, t0, t1, t2, t3, t4, t5, t6, t7, 4, MODE)
     return (

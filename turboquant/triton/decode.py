@@ -796,6 +796,20 @@ def _relabel(p, N: tl.constexpr, W: tl.constexpr):
 
 
 @triton.jit
+def _online_softmax(s, kn, vn, valid, m_i, l_i, AXIS: tl.constexpr):
+    """One tile's step of the online softmax: ``s`` the scores before the key norms
+    (log2-domain, q is pre-scaled) with the tile's tokens along ``AXIS``; returns the new row
+    maxima, the rescale factor of the old sums, the new sums and the probabilities with the value
+    norms folded in (fp32, ``s``'s shape; invalid tokens 0)."""
+    s = s * tl.expand_dims(kn, 1 - AXIS)
+    s = tl.where(tl.expand_dims(valid, 1 - AXIS), s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, AXIS))
+    alpha = tl.exp2(m_i - m_new)
+    p = tl.exp2(s - tl.expand_dims(m_new, AXIS))
+    return m_new, alpha, l_i * alpha + tl.sum(p, AXIS), p * tl.expand_dims(vn, 1 - AXIS)
+
+
+@triton.jit
 def _block_ids(bt_row, t0, end, PAGED: tl.constexpr, PAGE: tl.constexpr, BLOCK_N: tl.constexpr):
     """int64 block ids of tokens ``t0 .. t0+BLOCK_N-1`` (0 past ``end``; unused unpaged)."""
     tok = t0 + tl.arange(0, BLOCK_N)
@@ -1073,6 +1087,7 @@ def _split_kernel(
         kn_head += b64 * stride_knp
         v_head += b64 * stride_vp
         vn_head += b64 * stride_vnp
+    K_HALVES: tl.constexpr = K_PLANES and not K_FRAGMENTS  # K words loaded as _tile_planes' halves
     K_MODE: tl.constexpr = _LOAD if _INTERPRET else (_SYM4 if K_SYM else (_PRMT if K_BITS == 4 else _LDG))
     V_MODE: tl.constexpr = _LOAD if _INTERPRET else (_SYM4 if V_SYM else (_PRMT if V_BITS == 4 else _LDG))
     # PREFETCH: software pipeline, block ids two tiles ahead, packed words and norms one tile
@@ -1103,7 +1118,7 @@ def _split_kernel(
             PAGED,
             PAGE,
             BLOCK_N,
-            K_PLANES and not K_FRAGMENTS,
+            K_HALVES,
             V_PLANES,
         )
     # what the prep kernel wrote (the rotated query, the tables) is read only from here on;
@@ -1164,7 +1179,7 @@ def _split_kernel(
             PAGED,
             PAGE,
             BLOCK_N,
-            K_PLANES and not K_FRAGMENTS,
+            K_HALVES,
             V_PLANES,
         )
         if not PREFETCH:
@@ -1183,13 +1198,8 @@ def _split_kernel(
             st = dot(k3, q3, st)
             st = dot(k5, q5, st)
             st = dot(k7, q7, st)
-            st = st * kn[:, None]  # [BLOCK_N, G_PAD]
-            st = tl.where(valid[:, None], st, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(st, 0))
-            alpha = tl.exp2(m_i - m_new)
-            pt = tl.exp2(st - m_new[None, :])
-            l_i = l_i * alpha + tl.sum(pt, 0)
-            pv = _transposed_operand((pt * vn[:, None]).to(tl.float16), BLOCK_N, G_PAD)
+            m_new, alpha, l_i, pt = _online_softmax(st, kn, vn, valid, m_i, l_i, 0)
+            pv = _transposed_operand(pt.to(tl.float16), BLOCK_N, G_PAD)
         elif K_PLANES:
             k0, k1, k2, k3, k4, k5, k6, k7 = _tile_planes(
                 kw, kw2, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, BLOCK_N, W, K_MODE
@@ -1205,16 +1215,9 @@ def _split_kernel(
         else:
             k = _tile_values(kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, D, BLOCK_N, K_MODE, PAIR)
             s = dot(q0, tl.trans(k))
-        if not K_FRAGMENTS:
-            s = s * kn[None, :]  # log2-domain logits (q is pre-scaled), [G_PAD, BLOCK_N]
-            s = tl.where(valid[None, :], s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, 1))
-            alpha = tl.exp2(m_i - m_new)
-            p = tl.exp2(s - m_new[:, None])
-            l_i = l_i * alpha + tl.sum(p, 1)
-            # the value norms folded into the probabilities; p is the A operand of P @ V as the
-            # score dot left it
-            pv = (p * vn[None, :]).to(tl.float16)
+        if not K_FRAGMENTS:  # p is the A operand of P @ V as the score dot left it
+            m_new, alpha, l_i, p = _online_softmax(s, kn, vn, valid, m_i, l_i, 1)
+            pv = p.to(tl.float16)
         # the accumulators are rescaled only when a query head's maximum grew (in a long
         # context, rarely after the first tiles)
         if tl.max(m_new - m_i, 0) > 0:

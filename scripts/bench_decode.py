@@ -211,6 +211,9 @@ def _bench_tq(time_fn, emit, base, q, n, bits, quantizer, t_flash, gen, args) ->
     if cfg.pdl:  # A/B: the three kernels launched one after the other (no programmatic launch)
         t = time_fn(lambda: paged(dataclasses.replace(cfg, pdl=False)))
         emit(result(f"tq_paged_{name}[no pdl]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
+    if cfg.pdl and (cfg.early_split or cfg.early_reduce):  # A/B: each kernel lets the next in at its end
+        t = time_fn(lambda: paged(dataclasses.replace(cfg, early_split=False, early_reduce=False)))
+        emit(result(f"tq_paged_{name}[no early launch]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
     if bits == 3 and cfg.symmetric_lookup:  # A/B: the L1-table lookups of the 3-bit indices
         t = time_fn(lambda: paged(dataclasses.replace(cfg, symmetric_lookup=False)))
         emit(result(f"tq_paged_{name}[l1 table]", t, tb_s=round(comp_bytes / t / 1e6, 3)))

@@ -62,7 +62,7 @@ def compile_one(v: tuple) -> str | None:
                 "QOUT": "*fp16",
                 "TAB": "*fp16",
             }
-            consts = dict(G=4, G_PAD=16, D=d, NK=nk, NV=nv, PDL=True)
+            consts = dict(G=4, G_PAD=16, D=d, NK=nk, NV=nv, PDL=True, EARLY=True)
             report.compile_sm90(decode._prep_kernel, pointers, consts, [], 8, 1, types={"qk_scale": "fp32"})
         elif v[0] == "reduce":
             _, d, rows, warps = v

@@ -103,6 +103,7 @@ def compile_split(
     pdl: bool = True,
     row_copies: bool = True,
     k_registers: bool = True,
+    early_reduce: bool = False,
 ):
     """The split kernel as ``bench_decode.py`` launches it on an H100/H200 (page 16, K bits
     ``bits``, V bits ``v_bits`` or the same)."""
@@ -129,6 +130,7 @@ def compile_split(
         PDL=pdl,
         REPL=decode._row_copies(group, g_pad, v_planes, row_copies),
         K_FRAGMENTS=k_registers and planes and decode._plane_dots(bits, head_dim, num_warps),
+        EARLY=early_reduce,
     )
     # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0
     values = launch_strides(bits, paged, head_dim)

@@ -232,36 +232,56 @@ def test_sm_scale_and_split_plan():
 def test_default_config_by_work():
     """The table of ``default_config``'s docstring, at the benchmark's shapes (8 KV heads)."""
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert default_config(8, 32768, cuda) == ONE_WAVE_CONFIG  # B=1
-    assert default_config(8, 16384, cuda) == ONE_WAVE_CONFIG  # B=1, N=16K
-    assert default_config(8, 65536, cuda) == MID_WORK_CONFIG  # B=1, N=64K: 512K tokens, 8 pairs
-    assert default_config(8, 131072, cuda) == MID_WORK_CONFIG  # B=1, N=128K: 1M tokens, 8 pairs
-    assert default_config(4, 262144, cuda) == ONE_WAVE_CONFIG  # 4 pairs (4 KV heads): not timed
-    assert default_config(16, 32768, cuda) == MID_WORK_CONFIG  # B=2, N=32K
-    assert default_config(32, 4096, cuda) == MID_WORK_CONFIG  # B=4, N=4K: 128K tokens, 32 pairs
-    assert default_config(32, 2048, cuda) == ONE_WAVE_CONFIG  # B=4, N=2K
-    assert default_config(16, 8192, cuda) == ONE_WAVE_CONFIG  # B=2, N=8K: 128K tokens, 16 pairs
-    assert default_config(64, 2048, cuda) == MID_WORK_CONFIG  # B=8, N=2K
-    assert default_config(32, 32768, cuda) == MID_WORK_CONFIG  # B=4, N=32K: 1M tokens, 32 pairs
-    assert default_config(64, 16384, cuda) == DEFAULT_CONFIG  # B=8, N=16K: 1M tokens, 64 pairs
-    assert default_config(64, 1024, cuda) == ONE_WAVE_CONFIG  # B=8, N=1K
-    assert default_config(64, 4096, cuda) == MID_WORK_CONFIG  # B=8, N=4K
-    assert default_config(64, 32768, cuda) == DEFAULT_CONFIG  # B=8, N=32K
-    assert default_config(256, 32768, cuda) == MANY_PAIRS_CONFIG  # B=32, N=32K
-    assert default_config(256, 4096, cuda) == MANY_PAIRS_CONFIG  # B=32, N=4K: 1M tokens
-    assert default_config(128, 1024, cuda) == MID_WORK_CONFIG  # B=16, N=1K
-    assert default_config(128, 4096, cuda) == DEFAULT_CONFIG  # B=16, N=4K: 512K tokens
-    assert default_config(256, 1024, cuda) == DEFAULT_CONFIG  # B=32, N=1K
+
+    def launch(config):  # without the programmatic-launch choices (asserted below)
+        return dataclasses.replace(config, early_split=False, early_reduce=False)
+
+    assert launch(default_config(8, 32768, cuda)) == ONE_WAVE_CONFIG  # B=1
+    assert launch(default_config(8, 16384, cuda)) == ONE_WAVE_CONFIG  # B=1, N=16K
+    assert launch(default_config(8, 65536, cuda)) == MID_WORK_CONFIG  # B=1, N=64K: 512K tokens, 8 pairs
+    assert launch(default_config(8, 131072, cuda)) == MID_WORK_CONFIG  # B=1, N=128K: 1M tokens, 8 pairs
+    assert launch(default_config(4, 262144, cuda)) == ONE_WAVE_CONFIG  # 4 pairs (4 KV heads): not timed
+    assert launch(default_config(16, 32768, cuda)) == MID_WORK_CONFIG  # B=2, N=32K
+    assert launch(default_config(32, 4096, cuda)) == MID_WORK_CONFIG  # B=4, N=4K: 128K tokens, 32 pairs
+    assert launch(default_config(32, 2048, cuda)) == ONE_WAVE_CONFIG  # B=4, N=2K
+    assert launch(default_config(16, 8192, cuda)) == ONE_WAVE_CONFIG  # B=2, N=8K: 128K tokens, 16 pairs
+    assert launch(default_config(64, 2048, cuda)) == MID_WORK_CONFIG  # B=8, N=2K
+    assert launch(default_config(32, 32768, cuda)) == MID_WORK_CONFIG  # B=4, N=32K: 1M tokens, 32 pairs
+    assert launch(default_config(64, 16384, cuda)) == DEFAULT_CONFIG  # B=8, N=16K: 1M tokens, 64 pairs
+    assert launch(default_config(64, 1024, cuda)) == ONE_WAVE_CONFIG  # B=8, N=1K
+    assert launch(default_config(64, 4096, cuda)) == MID_WORK_CONFIG  # B=8, N=4K
+    assert launch(default_config(64, 32768, cuda)) == DEFAULT_CONFIG  # B=8, N=32K
+    assert launch(default_config(256, 32768, cuda)) == MANY_PAIRS_CONFIG  # B=32, N=32K
+    assert launch(default_config(256, 4096, cuda)) == MANY_PAIRS_CONFIG  # B=32, N=4K: 1M tokens
+    assert launch(default_config(128, 1024, cuda)) == MID_WORK_CONFIG  # B=16, N=1K
+    assert launch(default_config(128, 4096, cuda)) == DEFAULT_CONFIG  # B=16, N=4K: 512K tokens
+    assert launch(default_config(256, 1024, cuda)) == DEFAULT_CONFIG  # B=32, N=1K
     assert (MANY_PAIRS_CONFIG.num_warps, MANY_PAIRS_CONFIG.ctas_per_sm) == (1, 32)
     assert (MID_WORK_CONFIG.num_warps, MID_WORK_CONFIG.ctas_per_sm) == (1, 8)
     assert ONE_WAVE_CONFIG.ctas_per_sm == 2 and ONE_WAVE_CONFIG.block_n == 128
-    assert default_config(8, 32768, cpu) == DEFAULT_CONFIG  # the interpreter: small tiles
+    assert launch(default_config(8, 32768, cpu)) == DEFAULT_CONFIG  # the interpreter: small tiles
     # 3-bit indices through the register lookup take the 4-bit table, L1-table lookups 16 tokens
-    assert default_config(64, 32768, cuda, (3, 3)) == DEFAULT_CONFIG
-    assert default_config(8, 4096, cuda, (4, 3)) == ONE_WAVE_CONFIG
+    assert launch(default_config(64, 32768, cuda, (3, 3))) == DEFAULT_CONFIG
+    assert launch(default_config(8, 4096, cuda, (4, 3))) == ONE_WAVE_CONFIG
     assert default_config(64, 32768, cuda, (3, 3), register_lookup=False).block_n == 16
     assert default_config(64, 32768, cuda, (4, 2)).block_n == 16
     assert ONE_WAVE_CONFIG.num_warps == 4
+
+    # programmatic launch (_early_launch): the 4-warp tiles let the split kernel in early, and
+    # the reduce kernel below 64 pairs; the 1-warp tiles only the reduce kernel, below 64 pairs
+    # or from 256K tokens of work
+    def early(*args):
+        c = default_config(*args)
+        return c.early_split, c.early_reduce
+
+    assert early(8, 1024, cuda) == (True, True)  # B=1, N=1K
+    assert early(64, 1024, cuda) == (True, False)  # B=8, N=1K
+    assert early(8, 131072, cuda) == (False, True)  # B=1, N=128K (32/1/8)
+    assert early(64, 2048, cuda) == (False, False)  # B=8, N=2K: 128K tokens
+    assert early(128, 1024, cuda) == (False, False)  # B=16, N=1K: 128K tokens
+    assert early(64, 4096, cuda) == (False, True)  # B=8, N=4K: 256K tokens
+    assert early(256, 32768, cuda) == (False, True)  # B=32, N=32K
+    assert early(8, 32768, cpu) == (False, False)  # the interpreter (no programmatic launch)
 
 
 def test_small_work_config_matches_reference():
@@ -280,11 +300,20 @@ HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 
 @pytest.mark.skipif(not HOPPER, reason="programmatic dependent launch needs an sm_90 or later GPU")
 @pytest.mark.parametrize(
     "d, config",
-    [(128, DEFAULT_CONFIG), (128, ONE_WAVE_CONFIG), (64, MID_WORK_CONFIG), (256, DEFAULT_CONFIG)],
+    [
+        (128, DEFAULT_CONFIG),
+        (128, ONE_WAVE_CONFIG),
+        (64, MID_WORK_CONFIG),
+        (256, DEFAULT_CONFIG),
+        (128, dataclasses.replace(ONE_WAVE_CONFIG, early_split=True, early_reduce=True)),
+        (128, dataclasses.replace(DEFAULT_CONFIG, early_reduce=True)),
+        (64, dataclasses.replace(MID_WORK_CONFIG, early_split=True)),
+    ],
 )
 def test_programmatic_launch_gives_the_serial_launches_outputs(d, config):
     """``DecodeConfig.pdl``: the split kernel starts before the prep kernel has finished and the
-    reduce kernel before the split kernel has. Calls back to back with a new query each (the
+    reduce kernel before the split kernel has (with ``early_split``/``early_reduce``, as soon as
+    the kernel before has passed its own wait). Calls back to back with a new query each (the
     buffers of one call are the previous call's, so reading them too early gives the previous
     query's scores) must give the outputs of serial launches, bit for bit, in eager mode and
     replayed from a CUDA graph."""

@@ -36,7 +36,7 @@ Each kernel's plain-torch reference is ``tq_decode_reference`` /
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import torch
@@ -113,7 +113,11 @@ class DecodeConfig:
     Hopper and later GPUs the three kernels are launched
     with programmatic dependent launch, so each starts while the one before it finishes (the
     split kernel loads its first tile and the reduce kernel the rotation before they wait for
-    their inputs) instead of after it; ``reduce_rows``/``reduce_warps``: partial rows per merge
+    their inputs) instead of after it; ``early_split``/``early_reduce`` (with ``pdl``): the prep
+    kernel lets the split kernel launch right after its own wait rather than once its stores
+    are issued, the split kernel lets the reduce kernel launch before its loop rather than
+    after it (each still waits for the grid before it to finish before reading its output);
+    ``reduce_rows``/``reduce_warps``: partial rows per merge
     step and warps of the reduce kernel (None: chosen by the launcher from the shape).
     Without a config the kernels take :func:`default_config`.
     """
@@ -132,6 +136,8 @@ class DecodeConfig:
     row_copies: bool = True
     k_registers: bool = True
     pdl: bool = True
+    early_split: bool = False
+    early_reduce: bool = False
     reduce_rows: int | None = None
     reduce_warps: int | None = None
 
@@ -160,6 +166,8 @@ class DecodeConfig:
             "row_copies",
             "k_registers",
             "pdl",
+            "early_split",
+            "early_reduce",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"DecodeConfig.{name}: expected a bool, got {getattr(self, name)!r}")
@@ -203,6 +211,8 @@ MID_PAIRS = 32
 FEW_PAIRS = 128  # from this many (sequence, KV head) pairs on: MANY_PAIRS_CONFIG (long work)
 MANY_PAIRS_MID_TOKENS = 1 << 19  # ... and below LONG_WORK_TOKENS: DEFAULT_CONFIG from here on
 MID_WORK_MIN_PAIRS = 8  # fewer pairs than MID_PAIRS take MID_WORK_CONFIG from MANY_PAIRS_MID_TOKENS
+EARLY_REDUCE_PAIRS = 64  # DecodeConfig.early_reduce below this many pairs (see _early_launch) ...
+EARLY_REDUCE_TOKENS = 1 << 18  # ... or, with one-warp tiles, from this much work
 
 
 def default_config(
@@ -238,15 +248,37 @@ def default_config(
     work = pairs * max_len
     if pairs >= FEW_PAIRS:
         if work >= LONG_WORK_TOKENS:
-            return MANY_PAIRS_CONFIG
-        return DEFAULT_CONFIG if work >= MANY_PAIRS_MID_TOKENS or pairs >= 2 * FEW_PAIRS else MID_WORK_CONFIG
-    if work >= LONG_WORK_TOKENS and pairs >= 2 * MID_PAIRS:
-        return DEFAULT_CONFIG
-    if (work >= MANY_PAIRS_MID_TOKENS and pairs >= MID_WORK_MIN_PAIRS) or (
+            config = MANY_PAIRS_CONFIG
+        elif work >= MANY_PAIRS_MID_TOKENS or pairs >= 2 * FEW_PAIRS:
+            config = DEFAULT_CONFIG
+        else:
+            config = MID_WORK_CONFIG
+    elif work >= LONG_WORK_TOKENS and pairs >= 2 * MID_PAIRS:
+        config = DEFAULT_CONFIG
+    elif (work >= MANY_PAIRS_MID_TOKENS and pairs >= MID_WORK_MIN_PAIRS) or (
         work >= MID_WORK_TOKENS and pairs >= MID_PAIRS
     ):
-        return MID_WORK_CONFIG
-    return ONE_WAVE_CONFIG
+        config = MID_WORK_CONFIG
+    else:
+        config = ONE_WAVE_CONFIG
+    return _early_launch(config, pairs, work)
+
+
+def _early_launch(config: DecodeConfig, pairs: int, work: int) -> DecodeConfig:
+    """``config`` with the programmatic launches that won in session 21 (H200, K4/V4, 5
+    rounds), re-measured in session 22 (run 2, docs/results/h200-2026-12-04-s22/; µs, no early
+    launch → policy): the one-wave 4-warp tiles take ``early_split`` (B=8 N=1K 17.2 → 16.9),
+    and ``early_reduce`` too below ``EARLY_REDUCE_PAIRS`` pairs (B=1 N=1K/4K/32K 11.2/16.2/45.8
+    → 8.8/14.4/43.4; at B=8 N=1K both 17.2 against 16.9 for ``early_split`` alone); the
+    one-warp tiles take ``early_reduce`` alone (their split kernel let in early was slower
+    everywhere: B=32 N=32K 930 against 708 µs, B=8 N=4K 43.8 against 35.9) below
+    ``EARLY_REDUCE_PAIRS`` pairs or from ``EARLY_REDUCE_TOKENS`` of work (B=32 N=32K 708 →
+    692, B=2 N=32K 62.6 → 60.6, B=4 N=4K 24.8 → 24.0, B=1 N=128K 111.7 → 108.9); B=8 N=2K
+    and B=16 N=1K, 128K tokens, were 4% slower with it (23.0 against 24.0, 22.4 against 23.3)."""
+    if config.num_warps > 1:
+        return replace(config, early_split=True, early_reduce=pairs < EARLY_REDUCE_PAIRS)
+    early = pairs < EARLY_REDUCE_PAIRS or work >= EARLY_REDUCE_TOKENS
+    return replace(config, early_reduce=early)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -914,6 +946,7 @@ def _prep_kernel(
     NK: tl.constexpr,
     NV: tl.constexpr,
     PDL: tl.constexpr = False,
+    EARLY: tl.constexpr = False,
 ):
     """Program (kv head, sequence): ``QOUT[b, h*G+g] = fp16(q @ Pi.T * qk_scale)``.
 
@@ -921,10 +954,13 @@ def _prep_kernel(
     query is split into bf16 pieces too (a bf16 query is one), so the rotation is 2 or 3
     bf16 tensor-core dots with ~16 significant bits, clear of the fp16 the result is stored in.
     ``PDL`` (programmatic dependent launch, see :class:`DecodeConfig`): wait for the kernel
-    before this one; the split kernel is let in when this one's stores are issued (it waits for
-    them before it reads ``QOUT`` and the tables)."""
+    before this one; the split kernel is let in when this one's stores are issued, or with
+    ``EARLY`` right after the wait (it waits for this grid before it reads ``QOUT`` and the
+    tables)."""
     if PDL:
         gdc_wait()
+        if EARLY:
+            gdc_launch_dependents()
     h = tl.program_id(0)
     b = tl.program_id(1)
     g = tl.arange(0, G_PAD)
@@ -964,7 +1000,8 @@ def _prep_kernel(
             tl.store(words + copies + 8 * which + r, tl.broadcast_to(lo, (32, 4)))
             tl.store(words + copies + 8 * which + 4 + r, tl.broadcast_to(hi, (32, 4)))
     if PDL:
-        gdc_launch_dependents()
+        if not EARLY:
+            gdc_launch_dependents()
 
 
 @triton.jit
@@ -1013,6 +1050,7 @@ def _split_kernel(
     PDL: tl.constexpr = False,
     REPL: tl.constexpr = 1,
     K_FRAGMENTS: tl.constexpr = False,
+    EARLY: tl.constexpr = False,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
@@ -1122,9 +1160,12 @@ def _split_kernel(
             V_PLANES,
         )
     # what the prep kernel wrote (the rotated query, the tables) is read only from here on;
-    # with PDL everything above overlaps its tail
+    # with PDL everything above overlaps its tail; with EARLY the reduce kernel is let in
+    # from here (its programs load the rotation, then wait for this grid)
     if PDL:
         gdc_wait()
+        if EARLY:
+            gdc_launch_dependents()
     if K_FRAGMENTS:  # q^T planes: row c of plane k is coordinate 8 * _fragment_words(W)[c] + k
         q_cols = Q + ((b * H_KV + h) * G + head)[None, :] * D + 8 * _fragment_words(W)[:, None]
         q0 = tl.load(q_cols + 0, mask=rmask[None, :], other=0.0)
@@ -1278,7 +1319,8 @@ def _split_kernel(
             blk_next = blk_after
 
     if PDL:  # the reduce kernel may start (it waits for this grid before reading ACC/ML)
-        gdc_launch_dependents()
+        if not EARLY:
+            gdc_launch_dependents()
     part = ((b * H_KV + h) * num_splits + split) * G + head
     tl.store(ML + 2 * part, m_i, mask=gmask)
     tl.store(ML + 2 * part + 1, l_i, mask=gmask)
@@ -1550,6 +1592,7 @@ def _launch(
         NK=2**k_bits,
         NV=2**v_bits,
         PDL=pdl,
+        EARLY=config.early_split,
         num_warps=8 if d >= 128 else 4,
         **launch,
     )
@@ -1585,6 +1628,7 @@ def _launch(
         PDL=pdl,
         REPL=_row_copies(g, g_pad, v_planes, config.row_copies),
         K_FRAGMENTS=config.k_registers and planes and _plane_dots(k_bits, d, config.num_warps),
+        EARLY=config.early_reduce,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **launch,

@@ -54,16 +54,11 @@ def compile_one(v: tuple) -> str | None:
     try:
         if v[0] == "prep":
             _, d, nk, nv = v
-            pointers = {
-                "Q": "*bf16",
-                "ROTP": "*bf16",
-                "KC": "*fp32",
-                "VC": "*fp32",
-                "QOUT": "*fp16",
-                "TAB": "*fp16",
-            }
-            consts = dict(G=4, G_PAD=16, D=d, NK=nk, NV=nv, PDL=True, EARLY=True)
+            pointers = {"Q": "*bf16", "ROTP": "*bf16", "QOUT": "*fp16"}
+            consts = dict(G=4, G_PAD=16, D=d, PDL=True, EARLY=True)
             report.compile_sm90(decode._prep_kernel, pointers, consts, [], 8, 1, types={"qk_scale": "fp32"})
+            pointers = {"KC": "*fp32", "VC": "*fp32", "TAB": "*fp16"}
+            report.compile_sm90(decode._tables_kernel, pointers, dict(NK=nk, NV=nv), [], 1, 1)
         elif v[0] == "reduce":
             _, d, rows, warps = v
             pointers = {"ACC": "*fp32", "ML": "*fp32", "ROTP": "*bf16", "OUT": "*bf16"}

@@ -441,28 +441,12 @@ def _run_ptx(asm: str, operands: dict, memory: dict | None = None) -> dict:
 
 
 def _prep_tables(q, k_cb, v_cb, n: int = 16):
-    """The 16 register-table words ``_prep_kernel`` writes for codebooks ``k_cb``, ``v_cb`` of
+    """The 16 register-table words ``_tables_kernel`` writes for codebooks ``k_cb``, ``v_cb`` of
     ``n`` entries each (it writes them once per lane: the 32 copies must agree)."""
     from turboquant.triton import decode
 
-    half = torch.zeros(decode._TABLES + 4 * D, dtype=torch.float16, device=DEV)
-    tab, q16 = half[: decode._TABLES], half[decode._TABLES :]
-    decode._prep_kernel[(1, 1)](
-        torch.randn(1, 4, D, device=DEV),
-        4 * D,
-        D,
-        decode.rotation_pieces(q.rotation),
-        k_cb,
-        v_cb,
-        q16,
-        tab,
-        1.0,
-        G=4,
-        G_PAD=16,
-        D=D,
-        NK=n,
-        NV=n,
-    )
+    bits = n.bit_length() - 1
+    tab = decode.decode_tables(k_cb, v_cb, bits, bits)
     copies = tab[int(decode._LANE_WORDS) :].view(torch.int32).view(32, 16)
     assert torch.equal(copies, copies[:1].expand(32, 16))
     return copies[0].tolist()
@@ -620,6 +604,29 @@ def test_rotation_pieces_are_two_bf16_halves_remembered_per_version():
     assert decode.rotation_pieces(rot) is pieces
     rot.mul_(-1)  # in place: a new version, new pieces
     assert torch.equal(decode.rotation_pieces(rot)[0].float(), -hi)
+
+
+def test_decode_tables_are_remembered_per_codebook_pair_and_version():
+    """The codebook tables are built once per (K codebook, V codebook) pair and in-place
+    version; an in-place change of either codebook gives new tables, and decode follows it."""
+    from turboquant.triton import decode
+
+    lay, pool, table, seq_lens, kq, vq = _paged_batch([40, 7], 2, 4, 4, 16, max_blocks=3, seed=3)
+    k_cb, v_cb = kq.centroids.clone(), vq.centroids.clone()
+    tab = decode.decode_tables(k_cb, v_cb, 4, 4)
+    assert tab.dtype == torch.float16 and tab.numel() == decode._TABLES
+    assert torch.equal(tab[:16], k_cb.half()) and torch.equal(tab[128:144], v_cb.half())
+    assert decode.decode_tables(k_cb, v_cb, 4, 4) is tab
+    other = decode.decode_tables(k_cb, v_cb.clone(), 4, 4)  # another V tensor: built again
+    assert other is not tab and torch.equal(other, tab)
+    q = torch.randn(2, 8, D, device=DEV, dtype=torch.float16)
+    for changed in (v_cb, k_cb):
+        changed.mul_(0.5)  # in place: a new version
+        args = (q, pool, lay, table, seq_lens, kq.rotation, k_cb, v_cb)
+        new = decode.decode_tables(k_cb, v_cb, 4, 4)
+        assert torch.equal(new[:16], k_cb.half()) and torch.equal(new[128:144], v_cb.half())
+        out = tq_paged_decode(*args, config=DecodeConfig(num_warps=4))
+        _close(out, tq_paged_decode_reference(*args), q.dtype)
 
 
 @triton.jit

@@ -4,8 +4,9 @@
 contiguous compressed tensors of the Hugging Face cache. Both run the same three kernels:
 
 1. ``_prep_kernel``: ``q_rot = q @ Pi.T`` once per query (bf16 pieces of both on the tensor
-   cores, ~16 significant bits), pre-scaled by ``sm_scale * log2(e)`` and stored in fp16; the
-   codebooks are written as fp16 tables and as byte-split register tables.
+   cores, ~16 significant bits), pre-scaled by ``sm_scale * log2(e)`` and stored in fp16. The
+   codebooks' fp16 and byte-split register tables are built once per codebook pair
+   (:func:`decode_tables`).
 2. ``_split_kernel`` (flash-decoding): one program per (context split, KV head, sequence)
    handles *all* query heads of its KV group (padded to 16 for the tensor cores), so each
    compressed byte is read once. Per tile of ``BLOCK_N`` tokens it maps the packed indices
@@ -36,6 +37,7 @@ Each kernel's plain-torch reference is ``tq_decode_reference`` /
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -456,7 +458,7 @@ def _lane_id():
 
 @triton.jit
 def _register_table(tab, first: tl.constexpr, USED: tl.constexpr):
-    """The 8 words of a register table (written by ``_prep_kernel`` after the fp16 tables,
+    """The 8 words of a register table (written by ``_tables_kernel`` after the fp16 tables,
     once per lane: each lane loads its own copy, so ptxas sees per-lane values and keeps them
     in ordinary registers; loaded from one address it promoted some to uniform registers,
     which ``prmt``'s first source cannot read, and copied them back at every use: 84 of 1434
@@ -536,7 +538,7 @@ def _sym_words(w, BITS: tl.constexpr, MODE: tl.constexpr):
     """Words for the symmetric register lookup (``_SYM4``): 4-bit words as they are; 3-bit
     groups (index ``j`` of 8 at bits ``[3j, 3j+3)``) spread to one index per nibble, plus 4 each.
     The 4-bit lookup of ``i = j + 4`` is ``T[i - 8]`` for ``i >= 8`` and ``-T[7 - i]`` below, with
-    ``T[0..3]`` the 3-bit codebook's positive half ``c[4..7]`` (``_prep_kernel``): ``c[j]`` for
+    ``T[0..3]`` the 3-bit codebook's positive half ``c[4..7]`` (``_tables_kernel``): ``c[j]`` for
     ``j >= 4`` and ``-c[7 - j] = c[j]`` below, as ``c[7 - j] = -c[j]``."""
     if MODE == _SYM4 and BITS == 3:
         w = (w & 0xFFF) | ((w & 0xFFF000) << 4)  # 4 indices in each 16-bit half
@@ -930,21 +932,44 @@ def _dot_halves(a_hi, a_lo, b_hi, b_lo, A_LO: tl.constexpr):
 
 
 @triton.jit
+def _tables_kernel(KC, VC, TAB, NK: tl.constexpr, NV: tl.constexpr):
+    """One program: the split kernel's codebook tables in ``TAB`` (``_TABLES`` fp16) — the K and
+    V codebooks (``NK``/``NV`` fp32 entries) as fp16 at ``[0, 16)`` and ``[128, 144)``, then the
+    register tables, 16 int32 words once per lane."""
+    i = tl.arange(0, 16)
+    kc = tl.load(KC + i, mask=i < NK, other=0.0).to(tl.float16)
+    vc = tl.load(VC + i, mask=i < NV, other=0.0).to(tl.float16)
+    tl.store(TAB + i, kc)
+    tl.store(TAB + 128 + i, vc)
+    # register tables of _dequant4_prmt: low bytes of entries 4k..4k+3 in word k, high in 4+k;
+    # a 3-bit codebook's entries 8..11 are its positive half c[4..7] (see _sym_words)
+    words = (TAB + _LANE_WORDS).to(tl.pointer_type(tl.int32))
+    copies = tl.arange(0, 32)[:, None] * 16  # one copy of the 16 words per lane
+    r = tl.arange(0, 4)[None, :]
+    half = tl.where(i >= 8, i - 4, i)
+    kr = tl.load(KC + half, mask=half < 8, other=0.0).to(tl.float16) if NK == 8 else kc
+    vr = tl.load(VC + half, mask=half < 8, other=0.0).to(tl.float16) if NV == 8 else vc
+    for which in tl.static_range(2):
+        c = kr if which == 0 else vr
+        bits = c.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+        shift = 8 * (i % 4)
+        lo = tl.sum(((bits & 0xFF) << shift).reshape(4, 4), axis=1)[None, :]
+        hi = tl.sum(((bits >> 8) << shift).reshape(4, 4), axis=1)[None, :]
+        tl.store(words + copies + 8 * which + r, tl.broadcast_to(lo, (32, 4)))
+        tl.store(words + copies + 8 * which + 4 + r, tl.broadcast_to(hi, (32, 4)))
+
+
+@triton.jit
 def _prep_kernel(
     Q,
     stride_qb,
     stride_qh,
     ROTP,
-    KC,
-    VC,
     QOUT,
-    TAB,
     qk_scale,
     G: tl.constexpr,
     G_PAD: tl.constexpr,
     D: tl.constexpr,
-    NK: tl.constexpr,
-    NV: tl.constexpr,
     PDL: tl.constexpr = False,
     EARLY: tl.constexpr = False,
 ):
@@ -955,8 +980,8 @@ def _prep_kernel(
     bf16 tensor-core dots with ~16 significant bits, clear of the fp16 the result is stored in.
     ``PDL`` (programmatic dependent launch, see :class:`DecodeConfig`): wait for the kernel
     before this one; the split kernel is let in when this one's stores are issued, or with
-    ``EARLY`` right after the wait (it waits for this grid before it reads ``QOUT`` and the
-    tables)."""
+    ``EARLY`` right after the wait (it waits for this grid before it reads ``QOUT``). The
+    codebook tables are not written here but once per codebook (:func:`decode_tables`)."""
     if PDL:
         gdc_wait()
         if EARLY:
@@ -977,28 +1002,6 @@ def _prep_kernel(
         pit = ROTP + j[None, :] * D + d[:, None]  # Pi.T[:, j]
         q_rot = _dot_halves(q_hi, q_lo, tl.load(pit), tl.load(pit + D * D), Q_LO) * qk_scale
         tl.store(QOUT + row[:, None] * D + j[None, :], q_rot.to(tl.float16), mask=gmask)
-    if (h == 0) & (b == 0):
-        i = tl.arange(0, 16)
-        kc = tl.load(KC + i, mask=i < NK, other=0.0).to(tl.float16)
-        vc = tl.load(VC + i, mask=i < NV, other=0.0).to(tl.float16)
-        tl.store(TAB + i, kc)
-        tl.store(TAB + 128 + i, vc)
-        # register tables of _dequant4_prmt: low bytes of entries 4k..4k+3 in word k, high in 4+k;
-        # a 3-bit codebook's entries 8..11 are its positive half c[4..7] (see _sym_words)
-        words = (TAB + _LANE_WORDS).to(tl.pointer_type(tl.int32))
-        copies = tl.arange(0, 32)[:, None] * 16  # one copy of the 16 words per lane
-        r = tl.arange(0, 4)[None, :]
-        half = tl.where(i >= 8, i - 4, i)
-        kr = tl.load(KC + half, mask=half < 8, other=0.0).to(tl.float16) if NK == 8 else kc
-        vr = tl.load(VC + half, mask=half < 8, other=0.0).to(tl.float16) if NV == 8 else vc
-        for which in tl.static_range(2):
-            c = kr if which == 0 else vr
-            bits = c.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
-            shift = 8 * (i % 4)
-            lo = tl.sum(((bits & 0xFF) << shift).reshape(4, 4), axis=1)[None, :]
-            hi = tl.sum(((bits >> 8) << shift).reshape(4, 4), axis=1)[None, :]
-            tl.store(words + copies + 8 * which + r, tl.broadcast_to(lo, (32, 4)))
-            tl.store(words + copies + 8 * which + 4 + r, tl.broadcast_to(hi, (32, 4)))
     if PDL:
         if not EARLY:
             gdc_launch_dependents()
@@ -1487,6 +1490,30 @@ def rotation_pieces(rotation: torch.Tensor) -> torch.Tensor:
     return per_codebook(rotation, "bf16 pieces", _bf16_pieces)
 
 
+def decode_tables(k_centroids: torch.Tensor, v_centroids: torch.Tensor, k_bits: int, v_bits: int):
+    """The split kernel's codebook tables (``_TABLES`` fp16, see :func:`_tables_kernel`) for
+    the ``k_bits``/``v_bits`` codebooks ``k_centroids``/``v_centroids`` (fp32, on the device),
+    built once per pair of codebook tensors and in-place versions and then remembered (while
+    a CUDA graph is captured a new pair is built inside the graph, as any kernel)."""
+
+    def build(_=None):
+        tab = torch.zeros(_TABLES, dtype=torch.float16, device=k_centroids.device)
+        _tables_kernel[(1,)](k_centroids, v_centroids, tab, NK=2**k_bits, NV=2**v_bits, num_warps=1)
+        return tab
+
+    # remembered under the K codebook, keyed by the V codebook's identity and version
+    by_v = per_codebook(k_centroids, ("decode tables", k_bits), lambda c: {})
+    v_version = None if v_centroids.is_inference() else v_centroids._version
+    hit = by_v.get(v_bits)
+    if hit is not None and hit[0]() is v_centroids and hit[1] == v_version:
+        return hit[2]
+    if k_centroids.is_cuda and torch.cuda.is_current_stream_capturing():
+        return build()
+    tab = build()
+    by_v[v_bits] = (weakref.ref(v_centroids), v_version, tab)
+    return tab
+
+
 def _check_query(q: object, head_dim: int | None = None) -> torch.Tensor:
     """``q`` ``[B, H_q, D]`` or ``[B, H_q, 1, D]`` → the 3-D view."""
     check_tensor("q", q, ndim=(3, 4), dtypes=FLOAT_DTYPES)
@@ -1567,8 +1594,8 @@ def _launch(
     pdl = config.pdl and _has_pdl(dev)
     launch = {"launch_pdl": True} if pdl else {}
 
-    half = torch.empty(_TABLES + b * h_q * d, dtype=torch.float16, device=dev)  # 512-byte aligned
-    tab, q16 = half[:_TABLES], half[_TABLES:]
+    tab = decode_tables(k_centroids, v_centroids, k_bits, v_bits)
+    q16 = torch.empty(b * h_q * d, dtype=torch.float16, device=dev)
     n_part = b * h_kv * splits * g
     work = torch.empty(n_part * (d + 2), dtype=torch.float32, device=dev)
     acc, ml = work[: n_part * d], work[n_part * d :]
@@ -1581,16 +1608,11 @@ def _launch(
         q3.stride(0),
         q3.stride(1),
         rot_pieces,
-        k_centroids,
-        v_centroids,
         q16,
-        tab,
         scale,
         G=g,
         G_PAD=g_pad,
         D=d,
-        NK=2**k_bits,
-        NV=2**v_bits,
         PDL=pdl,
         EARLY=config.early_split,
         num_warps=8 if d >= 128 else 4,

@@ -981,26 +981,33 @@ def _prep_kernel(
     ``PDL`` (programmatic dependent launch, see :class:`DecodeConfig`): wait for the kernel
     before this one; the split kernel is let in when this one's stores are issued, or with
     ``EARLY`` right after the wait (it waits for this grid before it reads ``QOUT``). The
-    codebook tables are not written here but once per codebook (:func:`decode_tables`)."""
-    if PDL:
-        gdc_wait()
-        if EARLY:
-            gdc_launch_dependents()
+    codebook tables are not written here but once per codebook (:func:`decode_tables`). The
+    rotation (D <= 128) is loaded before the wait, as it does not depend on the kernel
+    before."""
     h = tl.program_id(0)
     b = tl.program_id(1)
     g = tl.arange(0, G_PAD)
     d = tl.arange(0, D)
     gmask = (g < G)[:, None]
+    # output columns in blocks (a [256, 256] operand pair is more shared memory than is useful)
+    BLOCK_J: tl.constexpr = D if D <= 128 else 64
+    if BLOCK_J == D:
+        pit = ROTP + d[None, :] * D + d[:, None]  # Pi.T
+        pit_hi, pit_lo = tl.load(pit), tl.load(pit + D * D)
+    if PDL:
+        gdc_wait()
+        if EARLY:
+            gdc_launch_dependents()
     q = tl.load(Q + b * stride_qb + (h * G + g)[:, None] * stride_qh + d[None, :], mask=gmask, other=0.0)
     Q_LO: tl.constexpr = Q.dtype.element_ty != tl.bfloat16
     q_hi, q_lo = _bf16_halves(q)
     row = b * tl.num_programs(0) * G + h * G + g
-    # output columns in blocks (a [256, 256] operand pair is more shared memory than is useful)
-    BLOCK_J: tl.constexpr = D if D <= 128 else 64
     for j0 in tl.static_range(0, D, BLOCK_J):
         j = j0 + tl.arange(0, BLOCK_J)
-        pit = ROTP + j[None, :] * D + d[:, None]  # Pi.T[:, j]
-        q_rot = _dot_halves(q_hi, q_lo, tl.load(pit), tl.load(pit + D * D), Q_LO) * qk_scale
+        if BLOCK_J != D:
+            pit = ROTP + j[None, :] * D + d[:, None]  # Pi.T[:, j]
+            pit_hi, pit_lo = tl.load(pit), tl.load(pit + D * D)
+        q_rot = _dot_halves(q_hi, q_lo, pit_hi, pit_lo, Q_LO) * qk_scale
         tl.store(QOUT + row[:, None] * D + j[None, :], q_rot.to(tl.float16), mask=gmask)
     if PDL:
         if not EARLY:
@@ -1162,9 +1169,13 @@ def _split_kernel(
             K_HALVES,
             V_PLANES,
         )
-    # what the prep kernel wrote (the rotated query, the tables) is read only from here on;
-    # with PDL everything above overlaps its tail; with EARLY the reduce kernel is let in
-    # from here (its programs load the rotation, then wait for this grid)
+    # register tables (c* of K, e* of V): built before the call (decode_tables), and the
+    # kernel before prep has finished when this grid starts (prep waits for it first)
+    c0, c1, c2, c3, c4, c5, c6, c7 = _register_table(TAB, 0, K_MODE == _PRMT or K_MODE == _SYM4)
+    e0, e1, e2, e3, e4, e5, e6, e7 = _register_table(TAB, 8, V_MODE == _PRMT or V_MODE == _SYM4)
+    # what the prep kernel wrote (the rotated query) is read only from here on; with PDL
+    # everything above overlaps its tail; with EARLY the reduce kernel is let in from here
+    # (its programs load the rotation, then wait for this grid)
     if PDL:
         gdc_wait()
         if EARLY:
@@ -1190,9 +1201,6 @@ def _split_kernel(
         q7 = tl.load(q_rows + _plane_coords(7, W)[None, :], mask=rmask[:, None], other=0.0)
     else:
         q0 = tl.load(q_rows + d[None, :], mask=rmask[:, None], other=0.0)
-    # register tables: c* of K, e* of V
-    c0, c1, c2, c3, c4, c5, c6, c7 = _register_table(TAB, 0, K_MODE == _PRMT or K_MODE == _SYM4)
-    e0, e1, e2, e3, e4, e5, e6, e7 = _register_table(TAB, 8, V_MODE == _PRMT or V_MODE == _SYM4)
 
     for t0 in range(start, end, BLOCK_N):
         # the tile loaded now: the next one (PREFETCH) or this one

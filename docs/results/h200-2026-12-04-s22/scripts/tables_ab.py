@@ -3,7 +3,9 @@
 turboquant/triton/_decode_prev.py: `git show 6c4f9e1:turboquant/triton/decode.py >
 turboquant/triton/_decode_prev.py`). Same launch configuration (default_config), outputs
 compared bit for bit; K4/V4 paged, 32/8 heads, d=128; bf16 SDPA flash in the same rounds;
-5 rounds, order rotated, medians of CUDA-graph replays."""
+5 rounds, order rotated, medians of CUDA-graph replays. Run 7 used it for the next change
+(the rotation loaded before prep's wait, the tables before the split kernel's), with the
+code of commit 540baf4 as _decode_prev.py: `tables_ab.py 540baf4 "pi before wait"`."""
 
 import json
 import sys
@@ -35,7 +37,7 @@ SHAPES = [
 ROUNDS = 5
 
 
-def main() -> None:
+def main(old: str = "tables per call", new_name: str = "tables once") -> None:
     gen = torch.Generator(device="cuda").manual_seed(0)
     qz = TurboQuantMSE(128, 4).to("cuda")
     flash = bd._sdpa(SDPBackend.FLASH_ATTENTION)
@@ -64,8 +66,8 @@ def main() -> None:
         same = bool(torch.equal(run(new), run(prev)))
         variants = {
             "flash": lambda q=q, k=k, v=v: flash(q[:, :, None], k, v),
-            "tables per call": lambda: run(prev),
-            "tables once": lambda: run(new),
+            old: lambda: run(prev),
+            new_name: lambda: run(new),
         }
         names = list(variants)
         res: dict[str, list[float]] = {}
@@ -75,11 +77,11 @@ def main() -> None:
         us = {name: round(sorted(t)[ROUNDS // 2], 2) for name, t in res.items()}
         spread = {nm: round(max(t) / min(t), 3) for nm, t in res.items()}
         prof = {
-            "tables per call": bd.profile_kernels(lambda: run(prev)),
-            "tables once": bd.profile_kernels(lambda: run(new)),
+            old: bd.profile_kernels(lambda: run(prev)),
+            new_name: bd.profile_kernels(lambda: run(new)),
         }
         print(json.dumps(dict(B=b, N=n, equal_outputs=same, us=us, spread=spread, profile=prof)), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:3])

@@ -35,7 +35,8 @@ TILES = ((16, 1), (32, 1), (128, 4))  # (block_n, num_warps) of the launch table
 
 
 def variants() -> list[tuple]:
-    out = [("prep", d, nk, nv) for d in HEAD_DIMS for nk, nv in ((16, 16), (8, 8), (4, 4), (16, 8), (8, 4))]
+    out = [("prep", d) for d in HEAD_DIMS]
+    out += [("tables", nk, nv) for nk, nv in ((16, 16), (8, 8), (4, 4), (16, 8), (8, 4))]
     out += [("reduce", d, rows, warps) for d in HEAD_DIMS for rows, warps in ((32, 4), (128, 8))]
     for (kb, vb), d, (bn, w) in itertools.product(BITS, HEAD_DIMS, TILES):
         out.append(("split", kb, vb, d, bn, w, True))
@@ -53,12 +54,12 @@ def compile_one(v: tuple) -> str | None:
 
     try:
         if v[0] == "prep":
-            _, d, nk, nv = v
             pointers = {"Q": "*bf16", "ROTP": "*bf16", "QOUT": "*fp16"}
-            consts = dict(G=4, G_PAD=16, D=d, PDL=True, EARLY=True)
+            consts = dict(G=4, G_PAD=16, D=v[1], PDL=True, EARLY=True)
             report.compile_sm90(decode._prep_kernel, pointers, consts, [], 8, 1, types={"qk_scale": "fp32"})
+        elif v[0] == "tables":
             pointers = {"KC": "*fp32", "VC": "*fp32", "TAB": "*fp16"}
-            report.compile_sm90(decode._tables_kernel, pointers, dict(NK=nk, NV=nv), [], 1, 1)
+            report.compile_sm90(decode._tables_kernel, pointers, dict(NK=v[1], NV=v[2]), [], 1, 1)
         elif v[0] == "reduce":
             _, d, rows, warps = v
             pointers = {"ACC": "*fp32", "ML": "*fp32", "ROTP": "*bf16", "OUT": "*bf16"}

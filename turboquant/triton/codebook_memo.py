@@ -6,25 +6,28 @@ import weakref
 
 import torch
 
-_PER_CODEBOOK: dict[tuple[int, object], tuple[weakref.ref, int | None, object]] = {}
+_PER_CODEBOOK: dict[tuple[tuple[int, ...], object], tuple[tuple[weakref.ref, ...], tuple, object]] = {}
 
 
-def per_codebook(centroids: torch.Tensor, what: object, compute, while_capturing=None):
-    """``compute(centroids)``, computed once per codebook tensor and in-place version and then
-    remembered under ``what`` (inference-mode tensors keep no version counter: remembered by
-    identity alone). While a CUDA graph is being captured a miss is not remembered and
-    returns ``while_capturing(centroids)`` when given (e.g. to avoid a device sync)."""
-    version = None if centroids.is_inference() else centroids._version
-    hit = _PER_CODEBOOK.get((id(centroids), what))
-    if hit is not None and hit[0]() is centroids and hit[1] == version:
+def per_codebook(centroids, what: object, compute, while_capturing=None):
+    """``compute(centroids)``, computed once per codebook tensor (or tuple of tensors, e.g. a K
+    and a V codebook) and in-place version and then remembered under ``what`` (inference-mode
+    tensors keep no version counter: remembered by identity alone). While a CUDA graph is
+    being captured a miss is not remembered and returns ``while_capturing(centroids)`` when
+    given (e.g. to avoid a device sync)."""
+    tensors = centroids if isinstance(centroids, tuple) else (centroids,)
+    key = (tuple(map(id, tensors)), what)
+    versions = tuple(None if t.is_inference() else t._version for t in tensors)
+    hit = _PER_CODEBOOK.get(key)
+    if hit is not None and all(r() is t for r, t in zip(hit[0], tensors, strict=True)) and hit[1] == versions:
         return hit[2]
-    if centroids.is_cuda and torch.cuda.is_current_stream_capturing():
+    if tensors[0].is_cuda and torch.cuda.is_current_stream_capturing():
         return (while_capturing or compute)(centroids)
     value = compute(centroids)
     if len(_PER_CODEBOOK) > 256:  # drop entries of freed tensors
-        for key in [k for k, v in _PER_CODEBOOK.items() if v[0]() is None]:
-            del _PER_CODEBOOK[key]
-    _PER_CODEBOOK[(id(centroids), what)] = (weakref.ref(centroids), version, value)
+        for k in [k for k, v in _PER_CODEBOOK.items() if any(r() is None for r in v[0])]:
+            del _PER_CODEBOOK[k]
+    _PER_CODEBOOK[key] = (tuple(map(weakref.ref, tensors)), versions, value)
     return value
 
 

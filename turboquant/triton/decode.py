@@ -37,7 +37,6 @@ Each kernel's plain-torch reference is ``tq_decode_reference`` /
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -1504,22 +1503,12 @@ def decode_tables(k_centroids: torch.Tensor, v_centroids: torch.Tensor, k_bits: 
     built once per pair of codebook tensors and in-place versions and then remembered (while
     a CUDA graph is captured a new pair is built inside the graph, as any kernel)."""
 
-    def build(_=None):
+    def build(codebooks):
         tab = torch.zeros(_TABLES, dtype=torch.float16, device=k_centroids.device)
-        _tables_kernel[(1,)](k_centroids, v_centroids, tab, NK=2**k_bits, NV=2**v_bits, num_warps=1)
+        _tables_kernel[(1,)](*codebooks, tab, NK=2**k_bits, NV=2**v_bits, num_warps=1)
         return tab
 
-    # remembered under the K codebook, keyed by the V codebook's identity and version
-    by_v = per_codebook(k_centroids, ("decode tables", k_bits), lambda c: {})
-    v_version = None if v_centroids.is_inference() else v_centroids._version
-    hit = by_v.get(v_bits)
-    if hit is not None and hit[0]() is v_centroids and hit[1] == v_version:
-        return hit[2]
-    if k_centroids.is_cuda and torch.cuda.is_current_stream_capturing():
-        return build()
-    tab = build()
-    by_v[v_bits] = (weakref.ref(v_centroids), v_version, tab)
-    return tab
+    return per_codebook((k_centroids, v_centroids), ("decode tables", k_bits, v_bits), build)
 
 
 def _check_query(q: object, head_dim: int | None = None) -> torch.Tensor:

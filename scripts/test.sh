@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (idempotent) and run the whole test suite on CPU, Triton kernels under the interpreter:
-# tests/ in .venv, then the vLLM plugin against the real vllm package (tests_vllm/, in its own
+# ruff (lint and format check), tests/ in .venv, then the vLLM plugin against the real vllm package (tests_vllm/, in its own
 # .venv-vllm: scripts/test_vllm.sh).
 #   bash scripts/test.sh                  # everything
 #   bash scripts/test.sh [pytest args...] # only these, in .venv (e.g. tests/test_cache.py -x)
@@ -15,6 +15,9 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
+# lint first (seconds): the pinned ruff of the dev extra, configured in pyproject.toml
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/python -m pytest tests
 # the interpreter does not type-check kernels as the compiler does: compile the decode kernels
 # for sm_90a as well (seconds per variant, no GPU needed)

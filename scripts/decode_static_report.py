@@ -176,21 +176,27 @@ def assemble(ptx: str, workdir: Path) -> tuple[str, str]:
     return report, sass
 
 
-def loop_histogram(sass: str) -> tuple[int, collections.Counter]:
-    """Instructions of the largest loop (the body between a backward branch and its target)."""
+def loop_histograms(sass: str) -> list[tuple[int, collections.Counter]]:
+    """Instructions and SASS histogram of every loop (the body between a backward branch and
+    its target), in address order."""
     ins = [
         (int(m.group(1), 16), m.group(2))
         for m in (re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;", line) for line in sass.splitlines())
         if m
     ]
-    best = (0, 0)
+    out = []
     for addr, text in ins:
         target = re.search(r"BRA (0x[0-9a-f]+)", text)
-        if target and int(target.group(1), 16) < addr and addr - int(target.group(1), 16) > best[1] - best[0]:
-            best = (int(target.group(1), 16), addr)
-    body = [text for addr, text in ins if best[0] <= addr <= best[1]]
-    ops = collections.Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for t in body)
-    return len(body), ops
+        if target and int(target.group(1), 16) < addr:
+            body = [t for a, t in ins if int(target.group(1), 16) <= a <= addr]
+            ops = collections.Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for t in body)
+            out.append((len(body), ops))
+    return out
+
+
+def loop_histogram(sass: str) -> tuple[int, collections.Counter]:
+    """Instructions of the largest loop and its SASS histogram."""
+    return max(loop_histograms(sass), key=lambda loop: loop[0], default=(0, collections.Counter()))
 
 
 def kernel_stats(kernel, workdir: Path) -> dict:
@@ -206,6 +212,7 @@ def kernel_stats(kernel, workdir: Path) -> dict:
         "shared": kernel.metadata.shared,
         "loop": n,
         "ops": ops,
+        "loops": loop_histograms(sass),
     }
 
 

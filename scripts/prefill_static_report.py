@@ -4,7 +4,8 @@ Compiles ``_attn_fwd`` as ``triton_flash_attention_tq4_kv`` launches it for 4-bi
 (bf16, d=128, causal), with the per-value codebook gather and with ``register_lookup=True``
 (its values as single halves and as fp16 pairs, ``flash_attention.PAIR_LOOKUP``),
 assembles it with Triton's bundled ptxas and prints registers, spills, shared memory, layout
-conversions and the SASS histogram of the key loop (as ``decode_static_report.py`` does).
+conversions and the SASS histograms of the key loops (as ``decode_static_report.py`` does): the
+fully visible tiles' loop (most of a long prefill) and the boundary tiles' (masks).
 
     .venv/bin/python scripts/prefill_static_report.py
 """
@@ -63,9 +64,12 @@ def main() -> None:
                     f"BLOCK_M={block_m} BLOCK_N={block_n} warps={warps} stages={stages} {kind}: "
                     f"{st['registers']} registers, spill {st['spill'][0]} B, "
                     f"shared {st['shared']} B, convert_layout {ttgir.count('ttg.convert_layout')}; "
-                    f"loop: {st['loop']} SASS instructions per tile"
+                    f"SASS instructions per tile: full tiles {st['loops'][0][0]}, boundary tiles {st['loop']}"
                 )
-                print("   ", ", ".join(f"{op} {c}" for op, c in st["ops"].most_common(10)))
+                # the first loop runs the fully visible tiles (most of a long prefill), the
+                # largest one the diagonal / ragged-end tiles with their masks
+                print("    full:", ", ".join(f"{op} {c}" for op, c in st["loops"][0][1].most_common(10)))
+                print("    boundary:", ", ".join(f"{op} {c}" for op, c in st["ops"].most_common(10)))
 
 
 if __name__ == "__main__":

@@ -187,16 +187,17 @@ def loop_histograms(sass: str) -> list[tuple[int, collections.Counter]]:
     out = []
     for addr, text in ins:
         target = re.search(r"BRA (0x[0-9a-f]+)", text)
-        if target and int(target.group(1), 16) < addr:
-            body = [t for a, t in ins if int(target.group(1), 16) <= a <= addr]
+        start = int(target.group(1), 16) if target else addr
+        if start < addr:
+            body = [t for a, t in ins if start <= a <= addr]
             ops = collections.Counter(re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for t in body)
             out.append((len(body), ops))
     return out
 
 
-def loop_histogram(sass: str) -> tuple[int, collections.Counter]:
-    """Instructions of the largest loop and its SASS histogram."""
-    return max(loop_histograms(sass), key=lambda loop: loop[0], default=(0, collections.Counter()))
+def largest_loop(loops: list[tuple[int, collections.Counter]]) -> tuple[int, collections.Counter]:
+    """The largest of :func:`loop_histograms`' loops (instructions, SASS histogram)."""
+    return max(loops, key=lambda loop: loop[0], default=(0, collections.Counter()))
 
 
 def kernel_stats(kernel, workdir: Path) -> dict:
@@ -205,14 +206,15 @@ def kernel_stats(kernel, workdir: Path) -> dict:
     text, sass = assemble(kernel.asm["ptx"], workdir)
     regs = re.search(r"Used (\d+) registers", text)
     spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", text)
-    n, ops = loop_histogram(sass)
+    loops = loop_histograms(sass)
+    n, ops = largest_loop(loops)
     return {
         "registers": regs.group(1) if regs else "?",
         "spill": (spills.group(1), spills.group(2)) if spills else ("0", "0"),
         "shared": kernel.metadata.shared,
         "loop": n,
         "ops": ops,
-        "loops": loop_histograms(sass),
+        "loops": loops,
     }
 
 

@@ -84,6 +84,19 @@ def cuda_graph_timer(fn, reps: int = 20, graphs: int = 5) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict, rounds: int, timer=cuda_graph_timer) -> tuple[dict, dict]:
+    """``(median µs, max/min spread)`` per name of ``fns`` (name -> zero-argument callable),
+    timed in ``rounds`` rounds with the order rotated every round, so that drifts of the
+    machine fall on every variant alike (the A/B scripts under docs/results)."""
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for rnd in range(rounds):
+        for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
+            times[name].append(timer(fns[name]))
+    medians = {name: round(statistics.median(t), 2) for name, t in times.items()}
+    return medians, {name: round(max(t) / min(t), 3) for name, t in times.items()}
+
+
 def _emit_json(row: dict) -> None:
     print(json.dumps(row), flush=True)
 

@@ -21,6 +21,15 @@ from turboquant.quantizer import TurboQuantMSE  # noqa: E402
 D, N, G = 128, 4096, 4
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return torch.softmax((q @ k.T) / math.sqrt(D), -1) @ v
+
+
+def rel(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """Largest error of ``out`` relative to the largest entry of ``ref``."""
+    return float((out - ref).abs().max() / ref.abs().max())
+
+
 def main() -> None:
     torch.manual_seed(0)
     qz = TurboQuantMSE(D, 4)
@@ -34,25 +43,20 @@ def main() -> None:
     for temp in (1.0, 4.0, 8.0):
         q = temp * torch.randn(G, D, dtype=torch.float64)
 
-        def attn(cent, qm):
-            s = (qm @ (cent[idx] * norm[:, None]).T) / math.sqrt(D)
-            return torch.softmax(s, -1) @ v
-
-        ref = attn(c, q)
-        scale = ref.abs().max()
-
-        def rel(o):
-            return float((o - ref).abs().max() / scale)
-
-        true = torch.softmax((q @ (k_rot * norm[:, None]).T) / math.sqrt(D), -1) @ v
-        fp16 = attn(c.half().double(), q.half().double())
+        ref = attention(q, c[idx] * norm[:, None], v)
+        true = attention(q, k_rot * norm[:, None], v)
+        fp16 = attention(q.half().double(), c.half().double()[idx] * norm[:, None], v)
         sq = q.abs().amax(1, keepdim=True) / 127
         q8 = torch.round(q / sq) * sq
-        row = [f"logit scale {temp:g}: 4-bit quantization {rel(true):.1e}", f"fp16 table {rel(fp16):.1e}"]
+        row = [
+            f"logit scale {temp:g}: 4-bit quantization {rel(true, ref):.1e}",
+            f"fp16 table {rel(fp16, ref):.1e}",
+        ]
         for bits in (8, 10):
             s = cmax / (2 ** (bits - 1) - 1)
-            cq = torch.round(c / s) * s
-            row.append(f"{bits}-bit codes + int8 q {rel(attn(cq, q8)):.1e} (codes alone {rel(attn(cq, q)):.1e})")
+            k_codes = (torch.round(c / s) * s)[idx] * norm[:, None]
+            both, codes = attention(q8, k_codes, v), attention(q, k_codes, v)
+            row.append(f"{bits}-bit codes + int8 q {rel(both, ref):.1e} (codes alone {rel(codes, ref):.1e})")
         print("; ".join(row))
 
 

@@ -109,28 +109,23 @@ def main() -> None:
                 found = [fit_per_sm(*x) for x in compiled_split_kernels() if x[2] == w]
                 fits[(bn, w)] = min(found) if found else (12 if w == 1 else 2)
             slots = fits[(bn, w)] * sms
-            for waves in (1, 2):
-                s = split_plan(pairs, n, cfg, pool.device, wave_splits(pairs, n, bn, slots, waves))[0]
-                if (bn, w, s) != (base.block_n, base.num_warps, default_splits):
-                    variants.setdefault(f"{bn}/{w} s{s}", (cfg, s))
-            for ctas in (8, 12, 16, 24) if w == 1 else (2, 3):  # what the table's ctas_per_sm gives
-                s = split_plan(pairs, n, dataclasses.replace(cfg, ctas_per_sm=ctas), pool.device)[0]
+            wanted = [wave_splits(pairs, n, bn, slots, waves) for waves in (1, 2)]
+            # and the counts the table's ctas_per_sm values would give
+            for ctas in (8, 12, 16, 24) if w == 1 else (2, 3):
+                wanted.append(
+                    split_plan(pairs, n, dataclasses.replace(cfg, ctas_per_sm=ctas), pool.device)[0]
+                )
+            for want in wanted:
+                s = split_plan(pairs, n, cfg, pool.device, want)[0]
                 if (bn, w, s) != (base.block_n, base.num_warps, default_splits):
                     variants.setdefault(f"{bn}/{w} s{s}", (cfg, s))
         diffs = {
             name: round((run(c, s).float() - ref.float()).abs().max().item(), 7)
             for name, (c, s) in variants.items()
         }
-        names = ["flash", *variants]
-        res: dict[str, list[float]] = {}
-        for rnd in range(ROUNDS):
-            for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
-                if name == "flash":
-                    fn = lambda q=q, k=k, v=v: flash(q[:, :, None], k, v)  # noqa: E731
-                else:
-                    fn = lambda cs=variants[name]: run(*cs)  # noqa: E731
-                res.setdefault(name, []).append(bd.cuda_graph_timer(fn))
-        us = {name: round(sorted(t)[ROUNDS // 2], 2) for name, t in res.items()}
+        fns = {"flash": lambda q=q, k=k, v=v: flash(q[:, :, None], k, v)}
+        fns.update({name: lambda cs=cs: run(*cs) for name, cs in variants.items()})
+        us, spread = bd.interleaved_medians(fns, ROUNDS)
         row = dict(
             B=b,
             N=n,
@@ -144,6 +139,7 @@ def main() -> None:
             },
             x_flash={nm: round(us["flash"] / u, 3) for nm, u in us.items() if nm != "flash"},
             us=us,
+            spread=spread,
             max_diff=diffs,
         )
         print(json.dumps(row), flush=True)

@@ -33,9 +33,11 @@ from turboquant.triton import decode as decode_module  # noqa: E402
 from turboquant.triton.decode import (  # noqa: E402
     DecodeConfig,
     default_config,
+    split_plan,
     tq_decode,
     tq_paged_decode,
     tq_paged_decode_reference,
+    wave_programs,
 )
 
 H_Q, H_KV, HEAD_DIM, PAGE = 32, 8, 128, 16
@@ -179,6 +181,13 @@ def _bench_bf16(time_fn, emit, base, q, n, gen) -> float:
     return t_flash
 
 
+def _wave_capped(cfg: DecodeConfig, b: int, n: int, bits: int, paged: bool) -> bool:
+    """Whether ``DecodeConfig.wave_cap`` changes the split count of this call."""
+    pairs, dev = b * H_KV, torch.device("cuda")
+    wave = wave_programs(cfg, bits, bits, HEAD_DIM, paged)
+    return split_plan(pairs, n, cfg, dev, None, wave) != split_plan(pairs, n, cfg, dev)
+
+
 def _bench_tq(time_fn, emit, base, q, n, bits, quantizer, t_flash, gen, args) -> None:
     """Our paged kernel (and, for 4 bits, the contiguous one) on random compressed K/V."""
     b = q.shape[0]
@@ -227,6 +236,9 @@ def _bench_tq(time_fn, emit, base, q, n, bits, quantizer, t_flash, gen, args) ->
     if cfg.pdl and (cfg.early_split or cfg.early_reduce):  # A/B: each kernel lets the next in at its end
         t = time_fn(lambda: paged(dataclasses.replace(cfg, early_split=False, early_reduce=False)))
         emit(result(f"tq_paged_{name}[no early launch]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
+    if _wave_capped(cfg, b, n, bits, paged=True):  # A/B: the automatic split count past one wave
+        t = time_fn(lambda: paged(dataclasses.replace(cfg, wave_cap=False)))
+        emit(result(f"tq_paged_{name}[no wave cap]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
     if bits == 3 and cfg.symmetric_lookup:  # A/B: the L1-table lookups of the 3-bit indices
         t = time_fn(lambda: paged(dataclasses.replace(cfg, symmetric_lookup=False)))
         emit(result(f"tq_paged_{name}[l1 table]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
@@ -244,6 +256,10 @@ def _bench_tq(time_fn, emit, base, q, n, bits, quantizer, t_flash, gen, args) ->
         vp, vn = torch.randint_like(kp, 0, 256), torch.rand_like(kn) + 0.5
         t = time_fn(lambda: tq_decode(q, kp, kn, vp, vn, rot, cb, cb))
         emit(result("tq_contiguous_k4v4", t, tb_s=round(comp_bytes / t / 1e6, 3)))
+        if _wave_capped(cfg, b, n, bits, paged=False):
+            uncapped = dataclasses.replace(cfg, wave_cap=False)
+            t = time_fn(lambda: tq_decode(q, kp, kn, vp, vn, rot, cb, cb, config=uncapped))
+            emit(result("tq_contiguous_k4v4[no wave cap]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
         if decode_module.PAIR_OPAQUE:
 
             def pure_contiguous():

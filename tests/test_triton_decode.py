@@ -8,7 +8,7 @@ import triton
 import triton.language as tl
 
 import turboquant.triton.decode as decode_module
-from turboquant.paged import PagedKVLayout, allocate_pool, write_kv_reference
+from turboquant.paged import PagedKVLayout, _record_views, allocate_pool, write_kv_reference
 from turboquant.quantizer import TurboQuantMSE
 from turboquant.triton.decode import (
     DEFAULT_CONFIG,
@@ -282,6 +282,100 @@ def test_default_config_by_work():
     assert early(64, 4096, cuda) == (False, True)  # B=8, N=4K: 256K tokens
     assert early(256, 32768, cuda) == (False, True)  # B=32, N=32K
     assert early(8, 32768, cpu) == (False, False)  # the interpreter (no programmatic launch)
+
+
+def test_wave_cap_cuts_plans_to_whole_waves():
+    """``DecodeConfig.wave_cap``: an automatic split count whose programs end in a partial wave
+    is cut to the whole waves it fills, where each split keeps WAVE_CAP_MIN_TOKENS tokens (here
+    4 SMs, the CPU's count: a wave of 12 programs per SM is 48 programs)."""
+    cpu = torch.device("cpu")
+    assert decode_module._num_sms(cpu) == 4
+    # 8 pairs, 16 programs per SM asked for: 8 splits = 64 programs, 1.33 waves -> 1 wave, 6 splits
+    assert split_plan(8, 32768, DEFAULT_CONFIG, cpu) == (8, 4096)
+    assert split_plan(8, 32768, DEFAULT_CONFIG, cpu, None, 12) == (6, 5472)
+    uncapped = dataclasses.replace(DEFAULT_CONFIG, wave_cap=False)
+    assert split_plan(8, 32768, uncapped, cpu, None, 12) == (8, 4096)
+    assert split_plan(8, 32768, DEFAULT_CONFIG, cpu, None, 16) == (8, 4096)  # one whole wave already
+    # 32 per SM: 16 splits = 128 programs, 2.67 waves -> 2 waves, 12 splits
+    assert split_plan(8, 32768, MANY_PAIRS_CONFIG, cpu, None, 12) == (12, 2752)
+    assert split_plan(8, 32768, MANY_PAIRS_CONFIG, cpu, None, 8) == (16, 2048)  # 4 whole waves
+    # too short to cut: 6 splits of 1024 / 6 tokens < 256
+    assert split_plan(8, 1024, DEFAULT_CONFIG, cpu, None, 12) == (8, 128)
+    assert split_plan(8, 1536, DEFAULT_CONFIG, cpu, None, 12) == (6, 256)
+    # more pairs than a wave holds: left alone
+    assert split_plan(64, 32768, DEFAULT_CONFIG, cpu, None, 12) == (1, 32768)
+    # a split count asked for is never changed
+    assert split_plan(8, 32768, DEFAULT_CONFIG, cpu, 16, 12) == (16, 2048)
+    # the register counts behind WAVE_PROGRAMS hold for the default one-warp K4/V4 kernel only
+    wave = decode_module.wave_programs
+    assert wave(DEFAULT_CONFIG, 4, 4, 128, True) == decode_module.WAVE_PROGRAMS["paged"] == 12
+    assert wave(MANY_PAIRS_CONFIG, 4, 4, 128, False) == decode_module.WAVE_PROGRAMS["contiguous"] == 8
+    assert wave(dataclasses.replace(MID_WORK_CONFIG, early_reduce=True), 4, 4, 128, True) == 12
+    assert wave(DEFAULT_CONFIG, 3, 3, 128, True) is None
+    assert wave(DEFAULT_CONFIG, 4, 4, 64, True) is None
+    assert wave(ONE_WAVE_CONFIG, 4, 4, 128, True) is None
+    assert wave(dataclasses.replace(DEFAULT_CONFIG, k_registers=False), 4, 4, 128, True) is None
+    with pytest.raises(TypeError, match="wave_cap: expected a bool"):
+        DecodeConfig(wave_cap=1)
+
+
+def _fit_per_sm(n_regs: int, shared: int, warps: int) -> int:
+    """Programs an H100/H200 SM holds: its 65536 registers go to warps in units of 256 and in
+    groups of 4 warps (16384 registers per scheduler); 228 KB of shared memory with 1 KB
+    reserved per program; at most 32 programs."""
+    regs_per_warp = -(-n_regs * 32 // 256) * 256
+    warps_by_regs = 4 * (16384 // regs_per_warp)
+    return min(warps_by_regs // warps, 233472 // (shared + 1024), 32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="compiled kernels' registers need a GPU")
+@pytest.mark.parametrize("paged", [True, False])
+def test_wave_programs_match_the_compiled_kernel(paged):
+    """WAVE_PROGRAMS against the registers and shared memory of the compiled split kernel, and
+    a plan cut to whole waves against the reference (B=2, 8 KV heads, N=32K, 20 programs per
+    SM asked for: 165 splits, 99 paged (one wave of 12 per SM), 132 contiguous (two of 8))."""
+    b, h_kv, n, d = 2, 8, 32768, 128
+    kernel = decode_module._split_kernel
+    for cache in kernel.device_caches.values():
+        cache[0].clear()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    qz = TurboQuantMSE(d, 4).to("cuda")
+    q = torch.randn(b, 4 * h_kv, d, device="cuda", dtype=torch.bfloat16, generator=gen)
+    kp = torch.randint(0, 256, (b, h_kv, n, d // 2), dtype=torch.uint8, device="cuda", generator=gen)
+    vp = torch.randint(0, 256, (b, h_kv, n, d // 2), dtype=torch.uint8, device="cuda", generator=gen)
+    kn = torch.rand(b, h_kv, n, device="cuda", generator=gen) + 0.5
+    vn = torch.rand(b, h_kv, n, device="cuda", generator=gen) + 0.5
+    args = (kp, kn, vp, vn, qz.rotation, qz.centroids, qz.centroids)
+    if paged:
+        lay = PagedKVLayout(h_kv, d, 4, 4)
+        pool = allocate_pool(b * n // 16, 16, lay, "cuda")
+        k_rows, k_norms = _record_views(pool, lay, "k")
+        v_rows, v_norms = _record_views(pool, lay, "v")
+        # sequence i's token t in slot i * n + t: block table rows are consecutive pages
+        k_rows.view(b, n, h_kv, -1).copy_(kp.transpose(1, 2))
+        v_rows.view(b, n, h_kv, -1).copy_(vp.transpose(1, 2))
+        k_norms.view(b, n, h_kv).copy_(kn.transpose(1, 2))
+        v_norms.view(b, n, h_kv).copy_(vn.transpose(1, 2))
+        table = torch.arange(b * n // 16, device="cuda", dtype=torch.int32).view(b, -1)
+        lens = torch.full((b,), n, dtype=torch.int32, device="cuda")
+        rest = (pool, lay, table, lens, qz.rotation, qz.centroids, qz.centroids)
+        run = lambda cfg: tq_paged_decode(q, *rest, config=cfg)  # noqa: E731
+    else:
+        run = lambda cfg: tq_decode(q[:, :, None], *args, config=cfg)[:, :, 0]  # noqa: E731
+    config = dataclasses.replace(DEFAULT_CONFIG, ctas_per_sm=20)
+    capped = run(config)
+    compiled = [k for cache in kernel.device_caches.values() for k in cache[0].values()]
+    assert len(compiled) == 1
+    k = compiled[0]
+    fit = _fit_per_sm(k.n_regs, k.metadata.shared, k.metadata.num_warps)
+    assert fit == decode_module.WAVE_PROGRAMS["paged" if paged else "contiguous"], (k.n_regs, fit)
+    slots, pairs = fit * decode_module._num_sms(q.device), b * h_kv
+    auto = split_plan(pairs, n, config, q.device)[0]
+    plan = split_plan(pairs, n, config, q.device, None, fit)[0]
+    assert pairs * plan <= pairs * auto // slots * slots < pairs * auto
+    ref = tq_decode_reference(q[:, :, None], *args)[:, :, 0]
+    _close(capped, ref, torch.bfloat16)
+    _close(run(dataclasses.replace(config, wave_cap=False)), ref, torch.bfloat16)
 
 
 def test_small_work_config_matches_reference():

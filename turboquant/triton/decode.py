@@ -118,7 +118,10 @@ class DecodeConfig:
     kernel lets the split kernel launch right after its own wait rather than once its stores
     are issued, the split kernel lets the reduce kernel launch before its loop rather than
     after it (each still waits for the grid before it to finish before reading its output);
-    ``reduce_rows``/``reduce_warps``: partial rows per merge
+    ``wave_cap``: an automatic split count whose programs (one-warp 32-token K4/V4 tiles at
+    ``D = 128``) would end in a partial wave is cut to whole waves of :data:`WAVE_PROGRAMS` per
+    SM, where each split keeps at least :data:`WAVE_CAP_MIN_TOKENS` tokens (see
+    :func:`split_plan`); ``reduce_rows``/``reduce_warps``: partial rows per merge
     step and warps of the reduce kernel (None: chosen by the launcher from the shape).
     Without a config the kernels take :func:`default_config`.
     """
@@ -139,6 +142,7 @@ class DecodeConfig:
     pdl: bool = True
     early_split: bool = False
     early_reduce: bool = False
+    wave_cap: bool = True
     reduce_rows: int | None = None
     reduce_warps: int | None = None
 
@@ -169,6 +173,7 @@ class DecodeConfig:
             "pdl",
             "early_split",
             "early_reduce",
+            "wave_cap",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"DecodeConfig.{name}: expected a bool, got {getattr(self, name)!r}")
@@ -214,6 +219,30 @@ MANY_PAIRS_MID_TOKENS = 1 << 19  # ... and below LONG_WORK_TOKENS: DEFAULT_CONFI
 MID_WORK_MIN_PAIRS = 8  # fewer pairs than MID_PAIRS take MID_WORK_CONFIG from MANY_PAIRS_MID_TOKENS
 EARLY_REDUCE_PAIRS = 64  # DecodeConfig.early_reduce below this many pairs (see _early_launch) ...
 EARLY_REDUCE_TOKENS = 1 << 18  # ... or, with one-warp tiles, from this much work
+# Programs per SM in one wave of the one-warp 32-token K4/V4 split kernel at D = 128 with the
+# default switches, from its registers: an SM's 65536 registers go to warps in units of 256 and
+# in groups of 4 warps (one per scheduler, each with 16384 registers), so 167 registers (paged;
+# 5376 per warp) leave room for 12 programs and 198 (contiguous, Triton 3.6 on the GPU; 6400
+# per warp) for 8, not 10. A GPU test checks them against the compiled kernels.
+WAVE_PROGRAMS = {"paged": 12, "contiguous": 8}
+# DecodeConfig.wave_cap cuts a split count only where each split keeps this many tokens (H100,
+# session 28 run 1: B=32 N=1K was 3% slower with 6 splits of 192 tokens than with the
+# automatic 8; B=32 N=4K 5% faster with 6 of 704, B=16 N=4K 1% with 12 of 352)
+WAVE_CAP_MIN_TOKENS = 256
+# the DecodeConfig fields that change the split kernel's code (and so its registers)
+_REGISTER_FIELDS = (
+    "block_n",
+    "num_warps",
+    "num_stages",
+    "maxnreg",
+    "prefetch",
+    "symmetric_lookup",
+    "pair_lookup",
+    "planes",
+    "planes_min_chunk",
+    "row_copies",
+    "k_registers",
+)
 
 
 def default_config(
@@ -1468,21 +1497,52 @@ def _symmetric_lookup(bits: int, d: int, centroids: torch.Tensor | None = None) 
 
 
 def split_plan(
-    pairs: int, max_len: int, config: DecodeConfig, device: torch.device, num_splits: int | None = None
+    pairs: int,
+    max_len: int,
+    config: DecodeConfig,
+    device: torch.device,
+    num_splits: int | None = None,
+    wave_programs: int | None = None,
 ) -> tuple[int, int]:
     """``(num_splits, chunk)``: the context ``[0, max_len)`` is cut into ``num_splits`` chunks of
     ``chunk`` tokens (a multiple of ``block_n``); ``pairs`` = sequences × KV heads. Automatic
     (``num_splits=None``): about ``ctas_per_sm`` programs per SM, each split holding at least
-    ``min_split_tokens`` tokens; given: at least one tile per split."""
+    ``min_split_tokens`` tokens; with ``wave_programs`` (programs one SM holds at once) and
+    ``config.wave_cap``, cut to whole waves of programs (the largest count that fills no more
+    than the whole waves the automatic plan fills, at least one) where each split keeps at
+    least :data:`WAVE_CAP_MIN_TOKENS` tokens. Given: at least one tile per split.
+
+    Why: a grid of 1.3 waves runs its last third with the SMs two-thirds idle. Session 28,
+    one-warp 32-token tiles, µs, automatic plan → one wave: H100 (run 1) B=8 N=64K 372.7 →
+    340.5 (33 → 24 splits), N=32K 183.1 → 180.6, N=16K 102.1 → 101.1; B=32 N=32K 706.7 →
+    683.5, N=4K 104.6 → 99.6; H200 (run 2) B=8 N=64K 366.6 → 340.5, B=32 N=16K/32K/64K
+    353.4/687.3/1427.4 → 338.9/651.7/1330.7. From 2.67 waves one wave lost (B=16 N=32K, H200
+    run 2: 334.4 against 369.8 with 12 splits; 335.6 with 24, two whole waves; H100 338.5,
+    345.4, 342.3), so the cut keeps the whole waves the plan has."""
     blocks = max(1, -(-max_len // config.block_n))
     if num_splits is None:
         num_splits = -(-config.ctas_per_sm * _num_sms(device) // pairs)
         num_splits = min(num_splits, max(1, max_len // config.min_split_tokens))
+        if wave_programs and config.wave_cap:
+            slots = wave_programs * _num_sms(device)
+            whole = max(1, pairs * num_splits // slots) * slots // pairs
+            if 0 < whole < num_splits and max_len >= whole * WAVE_CAP_MIN_TOKENS:
+                num_splits = whole
     elif isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 1:
         raise ValueError(f"num_splits: expected an int >= 1 or None, got {num_splits!r}")
     num_splits = min(num_splits, blocks)
     chunk = -(-blocks // num_splits) * config.block_n
     return -(-max(max_len, 1) // chunk), chunk
+
+
+def wave_programs(config: DecodeConfig, k_bits: int, v_bits: int, d: int, paged: bool) -> int | None:
+    """Programs per SM of one wave (:data:`WAVE_PROGRAMS`) for the split kernels whose registers
+    were counted: one-warp 32-token K4/V4 tiles at ``D = 128`` with the default switches."""
+    if (k_bits, v_bits, d) != (4, 4, 128):
+        return None
+    if any(getattr(config, f) != getattr(DEFAULT_CONFIG, f) for f in _REGISTER_FIELDS):
+        return None
+    return WAVE_PROGRAMS["paged" if paged else "contiguous"]
 
 
 def _bf16_pieces(rotation: torch.Tensor) -> torch.Tensor:
@@ -1585,7 +1645,9 @@ def _launch(
     if config is None:
         register_lookup = (k_bits != 3 or k_sym) and (v_bits != 3 or v_sym)
         config = default_config(b * h_kv, max_len, dev, (k_bits, v_bits), register_lookup)
-    splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits)
+    paged = block_table is not None
+    wave = wave_programs(config, k_bits, v_bits, d, paged) if dev.type == "cuda" else None
+    splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits, wave)
     planes = config.planes and chunk >= config.planes_min_chunk
     v_planes = planes and _plane_dots(v_bits, d, config.num_warps)
     pdl = config.pdl and _has_pdl(dev)
@@ -1615,7 +1677,6 @@ def _launch(
         num_warps=8 if d >= 128 else 4,
         **launch,
     )
-    paged = block_table is not None
     _split_kernel[(splits, h_kv, b)](
         q16,
         *tensors,

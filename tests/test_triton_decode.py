@@ -313,6 +313,7 @@ def test_wave_cap_cuts_plans_to_whole_waves():
     assert wave(dataclasses.replace(MID_WORK_CONFIG, early_reduce=True), 4, 4, 128, True) == 12
     assert wave(DEFAULT_CONFIG, 3, 3, 128, True) is None
     assert wave(DEFAULT_CONFIG, 4, 4, 64, True) is None
+    assert wave(DEFAULT_CONFIG, 4, 4, 128, True, 8) is None  # other row copies: not counted
     assert wave(ONE_WAVE_CONFIG, 4, 4, 128, True) is None
     assert wave(dataclasses.replace(DEFAULT_CONFIG, k_registers=False), 4, 4, 128, True) is None
     with pytest.raises(TypeError, match="wave_cap: expected a bool"):

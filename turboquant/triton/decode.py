@@ -1535,10 +1535,13 @@ def split_plan(
     return -(-max(max_len, 1) // chunk), chunk
 
 
-def wave_programs(config: DecodeConfig, k_bits: int, v_bits: int, d: int, paged: bool) -> int | None:
+def wave_programs(
+    config: DecodeConfig, k_bits: int, v_bits: int, d: int, paged: bool, group: int = 4
+) -> int | None:
     """Programs per SM of one wave (:data:`WAVE_PROGRAMS`) for the split kernels whose registers
-    were counted: one-warp 32-token K4/V4 tiles at ``D = 128`` with the default switches."""
-    if (k_bits, v_bits, d) != (4, 4, 128):
+    were counted: one-warp 32-token K4/V4 tiles at ``D = 128``, 4 query heads per KV head (the
+    row copies, and so the registers, depend on the group), with the default switches."""
+    if (k_bits, v_bits, d, group) != (4, 4, 128, 4):
         return None
     if any(getattr(config, f) != getattr(DEFAULT_CONFIG, f) for f in _REGISTER_FIELDS):
         return None
@@ -1646,7 +1649,7 @@ def _launch(
         register_lookup = (k_bits != 3 or k_sym) and (v_bits != 3 or v_sym)
         config = default_config(b * h_kv, max_len, dev, (k_bits, v_bits), register_lookup)
     paged = block_table is not None
-    wave = wave_programs(config, k_bits, v_bits, d, paged) if dev.type == "cuda" else None
+    wave = wave_programs(config, k_bits, v_bits, d, paged, g) if dev.type == "cuda" else None
     splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits, wave)
     planes = config.planes and chunk >= config.planes_min_chunk
     v_planes = planes and _plane_dots(v_bits, d, config.num_warps)

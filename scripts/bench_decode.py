@@ -236,7 +236,7 @@ def _bench_tq(time_fn, emit, base, q, n, bits, quantizer, t_flash, gen, args) ->
     if cfg.pdl and (cfg.early_split or cfg.early_reduce):  # A/B: each kernel lets the next in at its end
         t = time_fn(lambda: paged(dataclasses.replace(cfg, early_split=False, early_reduce=False)))
         emit(result(f"tq_paged_{name}[no early launch]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
-    if _wave_capped(cfg, b, n, bits, paged=True):  # A/B: the automatic split count past one wave
+    if _wave_capped(cfg, b, n, bits, paged=True):  # A/B: the automatic count, partial waves kept
         t = time_fn(lambda: paged(dataclasses.replace(cfg, wave_cap=False)))
         emit(result(f"tq_paged_{name}[no wave cap]", t, tb_s=round(comp_bytes / t / 1e6, 3)))
     if bits == 3 and cfg.symmetric_lookup:  # A/B: the L1-table lookups of the 3-bit indices

@@ -1649,7 +1649,9 @@ def _launch(
         register_lookup = (k_bits != 3 or k_sym) and (v_bits != 3 or v_sym)
         config = default_config(b * h_kv, max_len, dev, (k_bits, v_bits), register_lookup)
     paged = block_table is not None
-    wave = wave_programs(config, k_bits, v_bits, d, paged, g) if dev.type == "cuda" else None
+    # only an automatic plan is cut to whole waves
+    auto = num_splits is None and dev.type == "cuda"
+    wave = wave_programs(config, k_bits, v_bits, d, paged, g) if auto else None
     splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits, wave)
     planes = config.planes and chunk >= config.planes_min_chunk
     v_planes = planes and _plane_dots(v_bits, d, config.num_warps)

@@ -189,3 +189,123 @@ def test_graph_steps_follow_a_beam_reorder(kernel_appends):
         if out is not None:
             torch.testing.assert_close(out, _reference_decode(ref, q), rtol=0, atol=2e-3)
     assert graphs.synced_len == got.k.length  # the last steps went through the graphs again
+
+
+def test_capture_holds_off_the_cyclic_collector(monkeypatch):
+    """``_capture`` runs its body with Python's cyclic collector off (a collection inside a
+    capture that frees an old CUDAGraph destroys a graph mid-capture, which CUDA refuses) and
+    turns it back on after, also when the body fails. CUDA's pieces are stand-ins here, so this
+    runs on CPU; the GPU test below provokes the collection for real."""
+    import contextlib
+    import gc
+
+    import turboquant.decode_graphs as decode_graphs
+
+    class FakeGraph:
+        def capture_begin(self, capture_error_mode):
+            assert capture_error_mode == "thread_local"
+
+        def capture_end(self):
+            pass
+
+    class FakeStream:
+        def wait_stream(self, other):
+            pass
+
+    seen = []
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "current_stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "device", lambda d: contextlib.nullcontext())
+    assert gc.isenabled()
+    graph, result = decode_graphs._capture(lambda: seen.append(gc.isenabled()) or "out", "cuda")
+    assert isinstance(graph, FakeGraph) and result == "out" and seen == [False] and gc.isenabled()
+
+    def fails():
+        seen.append(gc.isenabled())
+        raise RuntimeError("capture failed")
+
+    with pytest.raises(RuntimeError, match="capture failed"):
+        decode_graphs._capture(fails, "cuda")
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        decode_graphs._capture(lambda: None, "cuda")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("with_config", [False, True])
+def test_a_dropped_cache_frees_its_graphs_without_the_collector(kernel_appends, with_config):
+    """No reference cycles in a fused cache with decode graphs (layer <-> DecodeGraphs, cache
+    <-> its layer factory): dropping the cache frees its layers and graphs at once (and with
+    them the graphs' memory), not at some later collection."""
+    import gc
+
+    config = build_tiny_llama(seed=2, num_hidden_layers=2)[0].config if with_config else None
+    cache = CompressedDynamicCache(config=config, k_bits=4, v_bits=4, fused_mode=True, cuda_graphs=False)
+    gen = torch.Generator().manual_seed(4)
+    prompt = torch.randn(B, H_KV, 4, D, generator=gen).to(DEVICE, torch.float16)
+    cache.update(prompt, prompt, 0)
+    layer = cache.layers[0]
+    layer.decode_graphs = DecodeGraphs(layer, capture=False)
+    q, k, v = _step_inputs(gen)
+    assert layer.decode_graphs.append(k, v) and layer.decode_graphs.layer is layer
+    refs = [weakref.ref(x) for x in (cache, layer, layer.decode_graphs)]
+    gc.disable()
+    try:
+        del cache, layer
+        assert [r() for r in refs] == [None, None, None]
+    finally:
+        gc.enable()
+
+
+@pytest.mark.skipif(not CUDA, reason="captures CUDA graphs")
+def test_capture_survives_garbage_holding_old_graphs(kernel_appends):
+    """Session 29's H100 failure, provoked: garbage that only the cyclic collector frees (a
+    cycle holding a captured CUDAGraph) appears while the attend half is captured, with the
+    collector set to run at every allocation. The capture must not fail (it used to warn
+    'capture of the decode step failed' and leave the layer on eager steps)."""
+    import gc
+    import warnings
+
+    old = torch.cuda.CUDAGraph()
+    x = torch.zeros(4, device=DEVICE)
+    with torch.cuda.graph(old):
+        x.add_(1)
+    gen = torch.Generator().manual_seed(5)
+    prompt = torch.randn(B, H_KV, 8, D, generator=gen).to(DEVICE, torch.float16)
+    ref, got = _layer(prompt, prompt), _layer(prompt, prompt)
+    graphs = DecodeGraphs(got, capture=True)
+    body = graphs._attend_body
+
+    keep = [old]
+
+    def body_making_garbage():
+        if torch.cuda.is_current_stream_capturing() and keep:
+            junk = [keep.pop()]
+            junk.append(junk)  # a cycle: freed only by the cyclic collector
+            del junk
+            for _ in range(50):  # container allocations: each may start a collection
+                _ = [[], {}]
+        return body()
+
+    graphs._attend_body = body_making_garbage
+    del old
+    thresholds = gc.get_threshold()
+    gc.set_threshold(1, 1, 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            for _ in range(3):
+                q, k, v = _step_inputs(gen)
+                ref.update(k, v)
+                assert graphs.append(k, v)
+                out = graphs.attend(q, 0.1)
+                torch.testing.assert_close(out, _reference_decode(ref, q), rtol=0, atol=2e-3)
+    finally:
+        gc.set_threshold(*thresholds)
+    gc.collect()
+    assert graphs.capture and graphs.captures == 2 and graphs.replays == 4

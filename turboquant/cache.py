@@ -24,6 +24,7 @@ contiguous, batch/head strides span the capacity).
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -315,6 +316,18 @@ class CompressedLayer(DynamicLayer):
         return sum(t.numel() * t.element_size() for t in (self._kbuf, self._vbuf))
 
 
+class _LayerFactory:
+    """``layer_class_to_replicate`` of a cache built without a config: makes the cache's next
+    layer. It holds the cache weakly (a bound method would make a reference cycle, so a dropped
+    cache, with its layers' CUDA graphs, would wait for the cyclic garbage collector)."""
+
+    def __init__(self, cache: CompressedDynamicCache) -> None:
+        self._cache = weakref.ref(cache)
+
+    def __call__(self) -> CompressedLayer:
+        return self._cache()._new_layer()
+
+
 def _layer_nbytes(layer: object) -> int:
     """Bytes of an uncompressed layer's K/V tensors (sliding-window, etc.)."""
     return sum(
@@ -379,7 +392,7 @@ class CompressedDynamicCache(Cache):
         self._fused_mode = bool(fused_mode)
         self.cuda_graphs = bool(cuda_graphs)
         if config is None:
-            super().__init__(layer_class_to_replicate=self._new_layer)
+            super().__init__(layer_class_to_replicate=_LayerFactory(self))
             return
         if not hasattr(config, "get_text_config"):
             raise TypeError(

@@ -24,7 +24,9 @@ within the step).
 
 from __future__ import annotations
 
+import gc
 import warnings
+import weakref
 
 import torch
 
@@ -39,18 +41,30 @@ def _capture(body, device: torch.device) -> tuple[torch.cuda.CUDAGraph, object]:
 
     Like ``torch.cuda.graph`` without its device synchronize, garbage collection and cache
     emptying, which would cost more than the replays save over a short generation. Thread-local
-    capture: other threads (e.g. a server's) may keep using the GPU meanwhile."""
+    capture: other threads (e.g. a server's) may keep using the GPU meanwhile.
+
+    Python's cyclic garbage collector is off while capturing: a collection that frees an
+    unreachable ``CUDAGraph`` (say, of a dropped cache) inside the capture destroys a graph
+    on this thread, which CUDA refuses while the stream captures, and that invalidates the
+    capture. Session 29 caught this on an H100: layers fell back to eager decode steps at random
+    (``RuntimeWarning`` "capture of the decode step failed"), ~10x the host time per layer."""
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.device(device):
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            graph.capture_begin(capture_error_mode="thread_local")
-            try:
-                result = body()
-            finally:
-                graph.capture_end()
-        torch.cuda.current_stream().wait_stream(stream)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with torch.cuda.device(device):
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                graph.capture_begin(capture_error_mode="thread_local")
+                try:
+                    result = body()
+                finally:
+                    graph.capture_end()
+            torch.cuda.current_stream().wait_stream(stream)
+    finally:
+        if collecting:
+            gc.enable()
     return graph, result
 
 
@@ -63,11 +77,17 @@ class DecodeGraphs:
     """
 
     def __init__(self, layer, capture: bool = True) -> None:
-        self.layer = layer
+        # weak: the layer holds its DecodeGraphs, so a strong reference back would make a cycle
+        # that only the cyclic collector frees (late, and with it the graphs' memory pools)
+        self._layer = weakref.ref(layer)
         self.capture = capture
         self.captures = 0  # graphs captured so far
         self.replays = 0  # halves of steps (append or attend) served by a replay
         self._reset()
+
+    @property
+    def layer(self):
+        return self._layer()
 
     def _reset(self) -> None:
         self.key = None  # (K input shape, V input shape, dtype, self._buffers())

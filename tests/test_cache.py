@@ -193,6 +193,30 @@ def test_per_layer_head_dim_without_config():
     assert cache.get_compressed(1)[0].shape[-1] == 128 and cache.get_compressed(1)[2].shape[-1] == 96
 
 
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_copies_of_a_config_less_cache_grow_on_their_own(how):
+    """A deep copy or a pickle of a cache built without a config makes its next layers itself
+    (its layer factory holds its own cache, weakly), also after the original is gone, and
+    holds the original's tokens."""
+    import copy
+    import gc
+    import pickle
+
+    gen = torch.Generator().manual_seed(0)
+    k = torch.randn(1, 2, 3, 64, generator=gen).to(DEVICE)
+    v = torch.randn(1, 2, 3, 64, generator=gen).to(DEVICE)
+    cache = CompressedDynamicCache(k_bits=4, v_bits=3)
+    cache.update(k, v, 0)
+    twin = copy.deepcopy(cache) if how == "deepcopy" else pickle.loads(pickle.dumps(cache))
+    want = [t.clone() for t in cache.get_compressed(0)]
+    del cache
+    gc.collect()
+    twin.update(k, v, 1)
+    assert len(twin.layers) == 2 and twin.get_seq_length(1) == 3
+    assert all(torch.equal(a, b) for a, b in zip(twin.get_compressed(0), want, strict=True))
+    assert torch.equal(twin.get_compressed(1)[0], want[0]) and torch.equal(twin.get_compressed(1)[3], want[3])
+
+
 def test_crop_then_continue_matches_fresh_cache(tiny, baseline):
     model, _, _ = tiny
     seq = baseline[:, :20]

@@ -23,6 +23,7 @@ contiguous, batch/head strides span the capacity).
 
 from __future__ import annotations
 
+import copy
 import math
 import weakref
 from collections.abc import Callable
@@ -326,6 +327,13 @@ class _LayerFactory:
 
     def __call__(self) -> CompressedLayer:
         return self._cache()._new_layer()
+
+    # a copy or a pickle of the cache gets a factory of its own copy (as a bound method would)
+    def __deepcopy__(self, memo: dict) -> _LayerFactory:
+        return _LayerFactory(copy.deepcopy(self._cache(), memo))
+
+    def __reduce__(self) -> tuple:
+        return _LayerFactory, (self._cache(),)
 
 
 def _layer_nbytes(layer: object) -> int:

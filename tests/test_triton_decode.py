@@ -104,20 +104,34 @@ def test_plane_dots_match_reference(d, bits, group, block_n):
     flag falls back to coordinate order) against the reference, planes on and off, both
     lookups of the 4-bit tables, the K planes as the A operand of ``K @ q^T`` (``k_registers``,
     the default: the columns relabelled and the probabilities block-transposed) and as the B
-    operand of ``q @ K^T``."""
+    operand of ``q @ K^T``, and looked up one word at a time into byte planes (``k_byte_planes``).
+    At D = 128 the 4-bit contiguous kernel is checked with byte planes too."""
     lens = [33, 0, 70]
     lay, pool, table, seq_lens, kq, vq = _paged_batch(lens, 2, *bits, 16, max_blocks=5, seed=7, d=d)
     q = torch.randn(len(lens), 2 * group, d, device=DEV).to(torch.float16)
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
     ref = tq_paged_decode_reference(*args)
-    for planes, symmetric, k_regs in (
-        (True, True, True),
-        (True, True, False),
-        (True, False, True),
-        (False, True, True),
+    for planes, symmetric, k_regs, k_bytes in (
+        (True, True, True, False),
+        (True, True, True, True),
+        (True, True, False, False),
+        (True, False, True, False),
+        (True, False, True, True),
+        (False, True, True, False),
     ):
-        cfg = DecodeConfig(block_n=block_n, planes=planes, symmetric_lookup=symmetric, k_registers=k_regs)
+        flags = dict(planes=planes, symmetric_lookup=symmetric, k_registers=k_regs, k_byte_planes=k_bytes)
+        cfg = DecodeConfig(block_n=block_n, **flags)
         _close(tq_paged_decode(*args, num_splits=2, config=cfg), ref, torch.float16)
+    if d == 128 and bits == (4, 4):  # the contiguous kernel over the same tokens, byte planes on
+        k = torch.randn(2, 2, 70, d, device=DEV)
+        v = torch.randn(2, 2, 70, d, device=DEV)
+        (kp, kn), (vp, vn) = kq.quantize_packed(k), vq.quantize_packed(v)
+        qc = q[:2, :, None]
+        cargs = (qc, kp, kn, vp, vn, kq.rotation, kq.centroids, vq.centroids)
+        cref = tq_decode_reference(*cargs)
+        for k_bytes in (False, True):
+            cfg = DecodeConfig(block_n=block_n, k_byte_planes=k_bytes)
+            _close(tq_decode(*cargs, num_splits=2, config=cfg), cref, torch.float16)
 
 
 @pytest.mark.parametrize("group, bits", [(4, (4, 4)), (3, (3, 4)), (8, (4, 3)), (6, (4, 4)), (1, (3, 3))])
@@ -630,6 +644,21 @@ def test_plane_lookups_give_index_planes_of_two_words():
             for parity, asm in enumerate((decode._SYM4_EVEN_ASM, decode._SYM4_ODD_ASM)):
                 regs = _run_ptx(asm.value, ops)
                 assert [regs[f"${j}"] for j in range(4)] == want[parity::2], (hex(a), hex(b), parity)
+
+
+def test_word_lookup_gives_the_byte_planes_of_one_word():
+    """``_SYM4_WORD_ASM`` (a pack of 2: the word twice as $4, $5, each table word twice from $6
+    on) gives output ``j`` = the fp16 pair (c[idx_2j], c[idx_2j+1]) (low half first) of the word:
+    the values ``_SYM4_ASM`` gives one by one, paired as ``k_byte_planes`` reads them."""
+    from turboquant.triton import decode
+
+    for table, tab, ws in _symmetric_cases(seed=13):
+        for w in ws:
+            ops = {"$4": w, "$5": w} | {f"${6 + 2 * t + i}": tab[t] for t in range(4) for i in range(2)}
+            want = [table[(w >> (4 * n)) & 0xF] for n in range(8)]
+            regs = _run_ptx(decode._SYM4_WORD_ASM.value, ops)
+            pairs = [want[2 * j] | want[2 * j + 1] << 16 for j in range(4)]
+            assert [regs[f"${j}"] for j in range(4)] == pairs, hex(w)
 
 
 def test_symmetry_check_is_remembered_and_sees_changes():

@@ -110,7 +110,12 @@ class DecodeConfig:
     plane dots, the scores are computed as ``K @ q^T`` so the K planes are the tensor cores'
     A operand in the registers the loads left them in, not stored to and reloaded from
     shared memory as the B operand of ``q @ K^T`` (H200, session 20 run 2: B=8 N=32K 185
-    against 216 µs, B=32 N=32K 707 against 783, B=1 N=128K 112 against 129); ``pdl``: on
+    against 216 µs, B=32 N=32K 707 against 783, B=1 N=128K 112 against 129);
+    ``k_byte_planes`` (with ``k_registers``): the K words are looked up one word at a time into
+    4 byte planes (nibbles ``2m, 2m + 1`` of a word, the pair one fragment register holds)
+    rather than two words at a time into 8 nibble planes, so no nibble interleave is needed
+    (Triton 3.6 static report, paged 32-token tiles: 1278 → 1237 loop instructions, 167 → 165
+    registers; untimed, so off by default); ``pdl``: on
     Hopper and later GPUs the three kernels are launched
     with programmatic dependent launch, so each starts while the one before it finishes (the
     split kernel loads its first tile and the reduce kernel the rotation before they wait for
@@ -139,6 +144,7 @@ class DecodeConfig:
     planes_min_chunk: int = 0
     row_copies: bool = True
     k_registers: bool = True
+    k_byte_planes: bool = False
     pdl: bool = True
     early_split: bool = False
     early_reduce: bool = False
@@ -170,6 +176,7 @@ class DecodeConfig:
             "planes",
             "row_copies",
             "k_registers",
+            "k_byte_planes",
             "pdl",
             "early_split",
             "early_reduce",
@@ -242,6 +249,7 @@ _REGISTER_FIELDS = (
     "planes_min_chunk",
     "row_copies",
     "k_registers",
+    "k_byte_planes",
 )
 
 
@@ -474,6 +482,14 @@ _SYM4_ODD_ASM = tl.constexpr(
     + "}"
 )
 _SYM4_HALF_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 4 + ["r"] * 10))
+# The symmetric lookup of one word into its 4 byte planes (pair j =
+# nibbles 2j, 2j + 1 of the word), ``pack=2`` over the word repeated (``tl.join(w, w)``): no
+# nibble interleave of two words.
+_SYM4_WORD_ASM = tl.constexpr(
+    "{ .reg .b32 t, s, sh, m, la, ha, w4; "
+    + _sym4_body("$4", ("$6", "$8", "$10", "$12"), ("$0", "$1", "$2", "$3"))
+    + "}"
+)
 
 
 @triton.jit
@@ -858,6 +874,47 @@ def _relabel(p, N: tl.constexpr, W: tl.constexpr):
 
 
 @triton.jit
+def _byte_coords(m: tl.constexpr, j1: tl.constexpr, W: tl.constexpr):
+    """coordinates of the columns of byte plane ``m``, half ``j1`` of
+    :func:`_byte_half` (``[W]``): column ``8 j0 + 2t + e`` is nibble ``2m + e`` of word
+    ``4t + 2 j1 + j0``."""
+    c = tl.arange(0, W)
+    word = 4 * ((c % 8) // 2) + 2 * j1 + c // 8
+    return 8 * word + 2 * m + c % 2
+
+
+@triton.jit
+def _byte_half(wh, tab, t0, t1, t2, t3, t4, t5, t6, t7, N: tl.constexpr, W: tl.constexpr, MODE: tl.constexpr):
+    """the 4 byte planes of the words ``wh`` (``[N, W/2]``; lane ``4g + t`` holds words
+    ``2t, 2t + 1``): ``[N, W]``, column ``4t + 2 j0 + e`` nibble ``2m + e`` of word ``2t + j0``,
+    relabelled to ``8 j0 + 2t + e`` (:func:`_relabel`)."""
+    if MODE == _SYM4:
+        x2 = tl.join(wh, wh).reshape(N, W)
+        b0, b1, b2, b3 = tl.inline_asm_elementwise(
+            _SYM4_WORD_ASM,
+            _SYM4_HALF_CONSTRAINTS,
+            [x2, t2, t3, t6, t7],
+            dtype=(tl.float16,) * 4,
+            is_pure=False,
+            pack=2,
+        )
+    else:
+        p0, p1, p2, p3, p4, p5, p6, p7 = _word_planes(wh, tab, t0, t1, t2, t3, t4, t5, t6, t7, 4, MODE)
+        b0 = _pair_planes(p0, p1, N, W)
+        b1 = _pair_planes(p2, p3, N, W)
+        b2 = _pair_planes(p4, p5, N, W)
+        b3 = _pair_planes(p6, p7, N, W)
+    return _relabel(b0, N, W), _relabel(b1, N, W), _relabel(b2, N, W), _relabel(b3, N, W)
+
+
+@triton.jit
+def _word_halves(w, N: tl.constexpr, W: tl.constexpr):
+    """words ``4t + j0`` and ``4t + 2 + j0`` of ``w`` (``[N, W]``) as two ``[N, W/2]``."""
+    lo, hi = tl.split(w.reshape(N, W // 4, 2, 2).permute(0, 1, 3, 2))
+    return lo.reshape(N, W // 2), hi.reshape(N, W // 2)
+
+
+@triton.jit
 def _online_softmax(s, kn, vn, valid, m_i, l_i, AXIS: tl.constexpr):
     """One tile's step of the online softmax: ``s`` the scores before the key norms
     (log2-domain, q is pre-scaled) with the tile's tokens along ``AXIS``; returns the new row
@@ -1089,6 +1146,7 @@ def _split_kernel(
     REPL: tl.constexpr = 1,
     K_FRAGMENTS: tl.constexpr = False,
     EARLY: tl.constexpr = False,
+    K_BYTES: tl.constexpr = False,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
@@ -1208,8 +1266,18 @@ def _split_kernel(
         gdc_wait()
         if EARLY:
             gdc_launch_dependents()
-    if K_FRAGMENTS:  # q^T planes: row c of plane k is coordinate 8 * _fragment_words(W)[c] + k
-        q_cols = Q + ((b * H_KV + h) * G + head)[None, :] * D + 8 * _fragment_words(W)[:, None]
+    q_base = Q + ((b * H_KV + h) * G + head)[None, :] * D  # the columns of q^T
+    if K_FRAGMENTS and K_BYTES:  # q^T byte planes: row c of plane (m, j1) is _byte_coords(m, j1, W)[c]
+        q0 = tl.load(q_base + _byte_coords(0, 0, W)[:, None], mask=rmask[None, :], other=0.0)
+        q1 = tl.load(q_base + _byte_coords(1, 0, W)[:, None], mask=rmask[None, :], other=0.0)
+        q2 = tl.load(q_base + _byte_coords(2, 0, W)[:, None], mask=rmask[None, :], other=0.0)
+        q3 = tl.load(q_base + _byte_coords(3, 0, W)[:, None], mask=rmask[None, :], other=0.0)
+        q4 = tl.load(q_base + _byte_coords(0, 1, W)[:, None], mask=rmask[None, :], other=0.0)
+        q5 = tl.load(q_base + _byte_coords(1, 1, W)[:, None], mask=rmask[None, :], other=0.0)
+        q6 = tl.load(q_base + _byte_coords(2, 1, W)[:, None], mask=rmask[None, :], other=0.0)
+        q7 = tl.load(q_base + _byte_coords(3, 1, W)[:, None], mask=rmask[None, :], other=0.0)
+    elif K_FRAGMENTS:  # q^T planes: row c of plane k is coordinate 8 * _fragment_words(W)[c] + k
+        q_cols = q_base + 8 * _fragment_words(W)[:, None]
         q0 = tl.load(q_cols + 0, mask=rmask[None, :], other=0.0)
         q1 = tl.load(q_cols + 1, mask=rmask[None, :], other=0.0)
         q2 = tl.load(q_cols + 2, mask=rmask[None, :], other=0.0)
@@ -1265,7 +1333,20 @@ def _split_kernel(
         if not PREFETCH:
             kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
         valid = t0 + tl.arange(0, BLOCK_N) < end
-        if K_FRAGMENTS:
+        if K_FRAGMENTS and K_BYTES:
+            # the scores transposed, the K words looked up one at a time into byte planes
+            w_lo, w_hi = _word_halves(kw, BLOCK_N, W)
+            k0, k1, k2, k3 = _byte_half(w_lo, TAB, c0, c1, c2, c3, c4, c5, c6, c7, BLOCK_N, W, K_MODE)
+            st = dot(k0, q0)
+            st = dot(k1, q1, st)
+            st = dot(k2, q2, st)
+            st = dot(k3, q3, st)
+            k4, k5, k6, k7 = _byte_half(w_hi, TAB, c0, c1, c2, c3, c4, c5, c6, c7, BLOCK_N, W, K_MODE)
+            st = dot(k4, q4, st)
+            st = dot(k5, q5, st)
+            st = dot(k6, q6, st)
+            st = dot(k7, q7, st)
+        elif K_FRAGMENTS:
             # the scores transposed: the K planes are the A operand as loaded and looked up
             k0, k1, k2, k3, k4, k5, k6, k7 = _fragment_planes(
                 kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, BLOCK_N, W, K_MODE
@@ -1278,6 +1359,7 @@ def _split_kernel(
             st = dot(k3, q3, st)
             st = dot(k5, q5, st)
             st = dot(k7, q7, st)
+        if K_FRAGMENTS:
             m_new, alpha, l_i, pt = _online_softmax(st, kn, vn, valid, m_i, l_i, 0)
             pv = _transposed_operand(pt.to(tl.float16), BLOCK_N, G_PAD)
         elif K_PLANES:
@@ -1713,6 +1795,7 @@ def _launch(
         PDL=pdl,
         REPL=_row_copies(g, g_pad, v_planes, config.row_copies),
         K_FRAGMENTS=config.k_registers and planes and _plane_dots(k_bits, d, config.num_warps),
+        K_BYTES=config.k_byte_planes,
         EARLY=config.early_reduce,
         num_warps=config.num_warps,
         num_stages=config.num_stages,

@@ -482,9 +482,9 @@ _SYM4_ODD_ASM = tl.constexpr(
     + "}"
 )
 _SYM4_HALF_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 4 + ["r"] * 10))
-# The symmetric lookup of one word into its 4 byte planes (pair j =
-# nibbles 2j, 2j + 1 of the word), ``pack=2`` over the word repeated (``tl.join(w, w)``): no
-# nibble interleave of two words.
+# The symmetric lookup of one word into its 4 byte planes (``DecodeConfig.k_byte_planes``):
+# output j ($j) is the fp16 pair of nibbles 2j, 2j + 1 of the word ($4; ``pack=2`` over the word
+# repeated, ``tl.join(w, w)``, the table words twice each from $6 on): no nibble interleave.
 _SYM4_WORD_ASM = tl.constexpr(
     "{ .reg .b32 t, s, sh, m, la, ha, w4; "
     + _sym4_body("$4", ("$6", "$8", "$10", "$12"), ("$0", "$1", "$2", "$3"))
@@ -875,7 +875,7 @@ def _relabel(p, N: tl.constexpr, W: tl.constexpr):
 
 @triton.jit
 def _byte_coords(m: tl.constexpr, j1: tl.constexpr, W: tl.constexpr):
-    """coordinates of the columns of byte plane ``m``, half ``j1`` of
+    """The coordinates of the columns of byte plane ``m``, half ``j1`` of
     :func:`_byte_half` (``[W]``): column ``8 j0 + 2t + e`` is nibble ``2m + e`` of word
     ``4t + 2 j1 + j0``."""
     c = tl.arange(0, W)
@@ -885,7 +885,7 @@ def _byte_coords(m: tl.constexpr, j1: tl.constexpr, W: tl.constexpr):
 
 @triton.jit
 def _byte_half(wh, tab, t0, t1, t2, t3, t4, t5, t6, t7, N: tl.constexpr, W: tl.constexpr, MODE: tl.constexpr):
-    """the 4 byte planes of the words ``wh`` (``[N, W/2]``; lane ``4g + t`` holds words
+    """The 4 byte planes of the words ``wh`` (``[N, W/2]``; lane ``4g + t`` holds words
     ``2t, 2t + 1``): ``[N, W]``, column ``4t + 2 j0 + e`` nibble ``2m + e`` of word ``2t + j0``,
     relabelled to ``8 j0 + 2t + e`` (:func:`_relabel`)."""
     if MODE == _SYM4:
@@ -909,7 +909,7 @@ def _byte_half(wh, tab, t0, t1, t2, t3, t4, t5, t6, t7, N: tl.constexpr, W: tl.c
 
 @triton.jit
 def _word_halves(w, N: tl.constexpr, W: tl.constexpr):
-    """words ``4t + j0`` and ``4t + 2 + j0`` of ``w`` (``[N, W]``) as two ``[N, W/2]``."""
+    """Words ``4t + j0`` and ``4t + 2 + j0`` of ``w`` (``[N, W]``) as two ``[N, W/2]``."""
     lo, hi = tl.split(w.reshape(N, W // 4, 2, 2).permute(0, 1, 3, 2))
     return lo.reshape(N, W // 2), hi.reshape(N, W // 2)
 

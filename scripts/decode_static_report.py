@@ -104,7 +104,7 @@ def compile_split(
     row_copies: bool = True,
     k_registers: bool = True,
     early_reduce: bool = False,
-    k_byte_planes: bool = False,
+    k_byte_planes: bool = True,
 ):
     """The split kernel as ``bench_decode.py`` launches it on an H100/H200 (page 16, K bits
     ``bits``, V bits ``v_bits`` or the same)."""
@@ -245,9 +245,9 @@ def main(argv=None) -> None:
         help="DecodeConfig(k_registers=False): K planes through shared memory (the B operand of q K^T)",
     )
     parser.add_argument(
-        "--k-byte-planes",
+        "--no-k-byte-planes",
         action="store_true",
-        help="DecodeConfig(k_byte_planes=True): K words looked up one at a time into byte planes",
+        help="DecodeConfig(k_byte_planes=False): K words looked up two at a time into nibble planes",
     )
     parser.add_argument("--group", type=int, default=4, help="query heads per KV head")
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
@@ -269,7 +269,7 @@ def main(argv=None) -> None:
                         group=args.group,
                         row_copies=not args.no_row_copies,
                         k_registers=not args.no_k_registers,
-                        k_byte_planes=args.k_byte_planes,
+                        k_byte_planes=not args.no_k_byte_planes,
                     )
                     ttgir = kernel.asm["ttgir"]
                     st = kernel_stats(kernel, Path(tmp))
@@ -282,7 +282,7 @@ def main(argv=None) -> None:
                         f"{' no-planes' if args.no_planes else ''}"
                         f"{' no-row-copies' if args.no_row_copies else ''}"
                         f"{' no-k-registers' if args.no_k_registers else ''}"
-                        f"{' k-byte-planes' if args.k_byte_planes else ''}"
+                        f"{' no-k-byte-planes' if args.no_k_byte_planes else ''}"
                         f" G={args.group}: "
                         f"{st['registers']} registers, "
                         f"spill stores/loads {st['spill'][0]}/{st['spill'][1]} B, "

@@ -114,8 +114,9 @@ class DecodeConfig:
     ``k_byte_planes`` (with ``k_registers``): the K words are looked up one word at a time into
     4 byte planes (nibbles ``2m, 2m + 1`` of a word, the pair one fragment register holds)
     rather than two words at a time into 8 nibble planes, so no nibble interleave is needed
-    (Triton 3.6 static report, paged 32-token tiles: 1278 → 1237 loop instructions, 167 → 165
-    registers; untimed, so off by default); ``pdl``: on
+    (H100, session 31, same split counts: paged B=8 N=4K/16K/32K 35.7/101.1/180.2 against
+    35.1/99.2/176.1 µs, B=32 N=32K 694 against 672; the contiguous kernel, whose registers went
+    from 198 to 167, 170/639 against 161/586 µs at B=8/32 N=32K); ``pdl``: on
     Hopper and later GPUs the three kernels are launched
     with programmatic dependent launch, so each starts while the one before it finishes (the
     split kernel loads its first tile and the reduce kernel the rotation before they wait for
@@ -144,7 +145,7 @@ class DecodeConfig:
     planes_min_chunk: int = 0
     row_copies: bool = True
     k_registers: bool = True
-    k_byte_planes: bool = False
+    k_byte_planes: bool = True
     pdl: bool = True
     early_split: bool = False
     early_reduce: bool = False
@@ -228,10 +229,12 @@ EARLY_REDUCE_PAIRS = 64  # DecodeConfig.early_reduce below this many pairs (see 
 EARLY_REDUCE_TOKENS = 1 << 18  # ... or, with one-warp tiles, from this much work
 # Programs per SM in one wave of the one-warp 32-token K4/V4 split kernel at D = 128 with the
 # default switches, from its registers: an SM's 65536 registers go to warps in units of 256 and
-# in groups of 4 warps (one per scheduler, each with 16384 registers), so 167 registers (paged;
-# 5376 per warp) leave room for 12 programs and 198 (contiguous, Triton 3.6 on the GPU; 6400
-# per warp) for 8, not 10. A GPU test checks them against the compiled kernels.
-WAVE_PROGRAMS = {"paged": 12, "contiguous": 8}
+# in groups of 4 warps (one per scheduler, each with 16384 registers), so 166 (paged) and 167
+# (contiguous) registers (Triton 3.6 on an H100, session 31; 5376 per warp) leave room for 12
+# programs. (Before k_byte_planes the contiguous kernel took 198 registers, 6400 per warp: 8
+# programs, not the 10 that 65536 / 6400 suggests.) A GPU test checks them against the
+# compiled kernels.
+WAVE_PROGRAMS = {"paged": 12, "contiguous": 12}
 # DecodeConfig.wave_cap cuts a split count only where each split keeps this many tokens (H100,
 # session 28 run 1: B=32 N=1K was 3% slower with 6 splits of 192 tokens than with the
 # automatic 8; B=32 N=4K 5% faster with 6 of 704, B=16 N=4K 1% with 12 of 352)

@@ -43,6 +43,8 @@ def main() -> None:
         dev = pool.device
         s_paged = split_plan(b * 8, n, base, dev, None, wave_programs(base, 4, 4, 128, True))[0]
         s_contig = split_plan(b * 8, n, base, dev, None, wave_programs(base, 4, 4, 128, False))[0]
+        # 168 registers would fit 12 one-warp programs per SM, as the paged kernel's 167 do
+        s_contig12 = split_plan(b * 8, n, base, dev, None, 12)[0]
 
         def paged(c, q=q, pool=pool, table=table, lens=lens, n=n, s=s_paged):
             return tq_paged_decode(
@@ -61,6 +63,7 @@ def main() -> None:
             "paged[k_byte_planes]": lambda c=byte: paged(c),
             "contiguous": lambda c=base: contig(c),
             "contiguous[k_byte_planes]": lambda c=byte: contig(c),
+            "contiguous[k_byte_planes,12/SM]": lambda c=byte: contig(c, s=s_contig12),
         }
         diffs = {
             "paged": round((paged(byte).float() - paged(base).float()).abs().max().item(), 7),
@@ -70,7 +73,7 @@ def main() -> None:
         row = dict(
             B=b,
             N=n,
-            config=f"{base.block_n}/{base.num_warps}/{base.ctas_per_sm} splits {s_paged}/{s_contig}",
+            config=f"{base.block_n}/{base.num_warps}/{base.ctas_per_sm} splits {s_paged}/{s_contig}/{s_contig12}",
             x_flash={nm: round(us["flash"] / u, 3) for nm, u in us.items() if nm != "flash"},
             us=us,
             spread=spread,

@@ -9,7 +9,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 timeout 45 python3 -m pytest -v -p no:cacheprovider tests/test_triton_decode.py -k "plane_dots or word_lookup or programmatic" >"$OUT/tests.log" 2>&1
 timeout 45 python3 -m pytest -v -p no:cacheprovider tests/test_decode_graphs.py >>"$OUT/tests.log" 2>&1
 echo "tests rc=$?"; grep -E "FAILED|ERROR|garbage|dropped|collector" "$OUT/tests.log" | head -20; tail -1 "$OUT/tests.log"
-timeout 100 python3 $S/byte_planes_ab.py >"$OUT/byte_planes_ab.jsonl" 2>"$OUT/byte_planes_ab.err"
+timeout 60 python3 $S/regs.py | tee "$OUT/regs.jsonl"
+timeout 120 python3 $S/byte_planes_ab.py >"$OUT/byte_planes_ab.jsonl" 2>"$OUT/byte_planes_ab.err"
 echo "ab rc=$?"; python3 -c "
 import json,sys
 for l in open(sys.argv[1]):

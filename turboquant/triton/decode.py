@@ -116,7 +116,9 @@ class DecodeConfig:
     rather than two words at a time into 8 nibble planes, so no nibble interleave is needed
     (H100, session 31, same split counts: paged B=8 N=4K/16K/32K 35.7/101.1/180.2 against
     35.1/99.2/176.1 µs, B=32 N=32K 694 against 672; the contiguous kernel, whose registers went
-    from 198 to 167, 170/639 against 161/586 µs at B=8/32 N=32K); ``pdl``: on
+    from 198 to 167, 170/639 against 161/586 µs at B=8/32 N=32K); ``v_byte_planes`` (with
+    ``planes``, 4-bit V): the V words likewise, into 4 byte planes of twice the width (see
+    ``_split_kernel``'s ``V_BYTES``; not yet timed, so off by default); ``pdl``: on
     Hopper and later GPUs the three kernels are launched
     with programmatic dependent launch, so each starts while the one before it finishes (the
     split kernel loads its first tile and the reduce kernel the rotation before they wait for
@@ -146,6 +148,7 @@ class DecodeConfig:
     row_copies: bool = True
     k_registers: bool = True
     k_byte_planes: bool = True
+    v_byte_planes: bool = False
     pdl: bool = True
     early_split: bool = False
     early_reduce: bool = False
@@ -178,6 +181,7 @@ class DecodeConfig:
             "row_copies",
             "k_registers",
             "k_byte_planes",
+            "v_byte_planes",
             "pdl",
             "early_split",
             "early_reduce",
@@ -253,6 +257,7 @@ _REGISTER_FIELDS = (
     "row_copies",
     "k_registers",
     "k_byte_planes",
+    "v_byte_planes",
 )
 
 
@@ -887,12 +892,12 @@ def _byte_coords(m: tl.constexpr, j1: tl.constexpr, W: tl.constexpr):
 
 
 @triton.jit
-def _byte_half(wh, tab, t0, t1, t2, t3, t4, t5, t6, t7, N: tl.constexpr, W: tl.constexpr, MODE: tl.constexpr):
-    """The 4 byte planes of the words ``wh`` (``[N, W/2]``; lane ``4g + t`` holds words
-    ``2t, 2t + 1``): ``[N, W]``, column ``4t + 2 j0 + e`` nibble ``2m + e`` of word ``2t + j0``,
-    relabelled to ``8 j0 + 2t + e`` (:func:`_relabel`)."""
+def _word_byte_planes(w, tab, t0, t1, t2, t3, t4, t5, t6, t7, N: tl.constexpr, C: tl.constexpr, MODE: tl.constexpr):
+    """The 4 byte planes of the 4-bit words ``w`` (``[N, C/2]``): plane ``m`` is fp16 ``[N, C]``,
+    column ``2i + e`` the value of nibble ``2m + e`` of word ``i``; a column pair (one register)
+    comes from one word (``_SYM4``: ``_SYM4_WORD_ASM``)."""
     if MODE == _SYM4:
-        x2 = tl.join(wh, wh).reshape(N, W)
+        x2 = tl.join(w, w).reshape(N, C)
         b0, b1, b2, b3 = tl.inline_asm_elementwise(
             _SYM4_WORD_ASM,
             _SYM4_HALF_CONSTRAINTS,
@@ -902,12 +907,29 @@ def _byte_half(wh, tab, t0, t1, t2, t3, t4, t5, t6, t7, N: tl.constexpr, W: tl.c
             pack=2,
         )
     else:
-        p0, p1, p2, p3, p4, p5, p6, p7 = _word_planes(wh, tab, t0, t1, t2, t3, t4, t5, t6, t7, 4, MODE)
-        b0 = _pair_planes(p0, p1, N, W)
-        b1 = _pair_planes(p2, p3, N, W)
-        b2 = _pair_planes(p4, p5, N, W)
-        b3 = _pair_planes(p6, p7, N, W)
+        p0, p1, p2, p3, p4, p5, p6, p7 = _word_planes(w, tab, t0, t1, t2, t3, t4, t5, t6, t7, 4, MODE)
+        b0 = _pair_planes(p0, p1, N, C)
+        b1 = _pair_planes(p2, p3, N, C)
+        b2 = _pair_planes(p4, p5, N, C)
+        b3 = _pair_planes(p6, p7, N, C)
+    return b0, b1, b2, b3
+
+
+@triton.jit
+def _byte_half(wh, tab, t0, t1, t2, t3, t4, t5, t6, t7, N: tl.constexpr, W: tl.constexpr, MODE: tl.constexpr):
+    """The 4 byte planes (:func:`_word_byte_planes`) of the words ``wh`` (``[N, W/2]``; lane ``4g + t``
+    holds words ``2t, 2t + 1``): ``[N, W]``, column ``4t + 2 j0 + e`` nibble ``2m + e`` of word
+    ``2t + j0``, relabelled to ``8 j0 + 2t + e`` (:func:`_relabel`)."""
+    b0, b1, b2, b3 = _word_byte_planes(wh, tab, t0, t1, t2, t3, t4, t5, t6, t7, N, W, MODE)
     return _relabel(b0, N, W), _relabel(b1, N, W), _relabel(b2, N, W), _relabel(b3, N, W)
+
+
+@triton.jit
+def _vbyte_coords(W: tl.constexpr):
+    """The coordinates of the columns of byte plane 0 of a tile's whole rows (:func:`_word_byte_planes`
+    with ``C = 2W``): column ``2i + e`` is coordinate ``8i + e``; plane ``m`` adds ``2m``."""
+    c = tl.arange(0, 2 * W)
+    return 8 * (c // 2) + c % 2
 
 
 @triton.jit
@@ -968,7 +990,8 @@ def _load_tile(
     V_PLANES: tl.constexpr,
 ):
     """Issue the loads of one tile: packed K and V words (``(all, all)``, or with ``*_PLANES``
-    the halves ``(lo, hi)`` of :func:`_tile_planes`) and the fp32 norms."""
+    the halves ``(lo, hi)`` of :func:`_tile_planes`) and the fp32 norms. (The V byte planes
+    take ``(all, all)``.)"""
     tok = t0 + tl.arange(0, BLOCK_N)
     valid = tok < end
     if PAGED:  # token t is row t % PAGE of page blk
@@ -1150,6 +1173,7 @@ def _split_kernel(
     K_FRAGMENTS: tl.constexpr = False,
     EARLY: tl.constexpr = False,
     K_BYTES: tl.constexpr = False,
+    V_BYTES: tl.constexpr = False,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
@@ -1172,6 +1196,11 @@ def _split_kernel(
     the registers the 16-byte loads and the lookup left them in (:func:`_fragment_planes`, no
     shared memory); the probabilities reach the A operand of ``P @ V_tile`` through
     :func:`_transposed_operand` (``movmatrix``, 8 instructions per 32-token tile).
+
+    ``V_BYTES`` (with ``V_PLANES``, 4 bits): the V words of a token's row are looked up one word
+    at a time into 4 byte planes (:func:`_word_byte_planes`, ``[BLOCK_N, 2 D/8]``) rather than two
+    words at a time into 8 nibble planes: 4 dots of twice the width, ``4 / REPL`` accumulators
+    of ``[G_PAD, 2 D/8]``, the same values.
 
     ``K``/``V``: uint8 pointers at the packed bytes of (page or sequence 0, token 0, head 0);
     ``KN``/``VN``: fp32 pointers at the matching norms; strides: page-or-sequence, token,
@@ -1197,20 +1226,23 @@ def _split_kernel(
     rmask = g < G * REPL
     q_rows = Q + ((b * H_KV + h) * G + head)[:, None] * D
     W: tl.constexpr = D // 8  # words (3 bits: 3-byte groups) per row, columns of a plane
-    NACC: tl.constexpr = 8 // REPL  # plane accumulators per row
+    VB: tl.constexpr = V_PLANES and V_BYTES  # V as 4 byte planes of 2W columns
+    VC: tl.constexpr = 2 * W if VB else W  # columns of a V plane
+    NACC: tl.constexpr = (4 if VB else 8) // REPL  # plane accumulators per row
     m_i = tl.full([G_PAD], float("-inf"), tl.float32)
     l_i = tl.zeros([G_PAD], tl.float32)
     if V_PLANES:
-        a0 = tl.zeros([G_PAD, W], tl.float32)
-        a1 = tl.zeros([G_PAD, W], tl.float32)
+        a0 = tl.zeros([G_PAD, VC], tl.float32)
+        if NACC >= 2:
+            a1 = tl.zeros([G_PAD, VC], tl.float32)
         if NACC >= 4:
-            a2 = tl.zeros([G_PAD, W], tl.float32)
-            a3 = tl.zeros([G_PAD, W], tl.float32)
+            a2 = tl.zeros([G_PAD, VC], tl.float32)
+            a3 = tl.zeros([G_PAD, VC], tl.float32)
         if NACC == 8:
-            a4 = tl.zeros([G_PAD, W], tl.float32)
-            a5 = tl.zeros([G_PAD, W], tl.float32)
-            a6 = tl.zeros([G_PAD, W], tl.float32)
-            a7 = tl.zeros([G_PAD, W], tl.float32)
+            a4 = tl.zeros([G_PAD, VC], tl.float32)
+            a5 = tl.zeros([G_PAD, VC], tl.float32)
+            a6 = tl.zeros([G_PAD, VC], tl.float32)
+            a7 = tl.zeros([G_PAD, VC], tl.float32)
     else:
         a0 = tl.zeros([G_PAD, D], tl.float32)
 
@@ -1256,7 +1288,7 @@ def _split_kernel(
             PAGE,
             BLOCK_N,
             K_HALVES,
-            V_PLANES,
+            V_PLANES and not VB,
         )
     # register tables (c* of K, e* of V): built before the call (decode_tables), and the
     # kernel before prep has finished when this grid starts (prep waits for it first)
@@ -1331,7 +1363,7 @@ def _split_kernel(
             PAGE,
             BLOCK_N,
             K_HALVES,
-            V_PLANES,
+            V_PLANES and not VB,
         )
         if not PREFETCH:
             kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
@@ -1388,7 +1420,8 @@ def _split_kernel(
         if tl.max(m_new - m_i, 0) > 0:
             a0 = a0 * alpha[:, None]
             if V_PLANES:
-                a1 = a1 * alpha[:, None]
+                if NACC >= 2:
+                    a1 = a1 * alpha[:, None]
                 if NACC >= 4:
                     a2 = a2 * alpha[:, None]
                     a3 = a3 * alpha[:, None]
@@ -1397,7 +1430,26 @@ def _split_kernel(
                     a5 = a5 * alpha[:, None]
                     a6 = a6 * alpha[:, None]
                     a7 = a7 * alpha[:, None]
-        if V_PLANES:
+        if VB:  # copy c takes byte planes c * NACC .. c * NACC + NACC - 1
+            v0, v1, v2, v3 = _word_byte_planes(vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, BLOCK_N, VC, V_MODE)
+            if REPL == 1:
+                a0 = dot(pv, v0, a0)
+                a1 = dot(pv, v1, a1)
+                a2 = dot(pv, v2, a2)
+                a3 = dot(pv, v3, a3)
+            elif REPL == 2:
+                p0 = tl.where((copy == 0)[:, None], pv, 0.0)
+                p1 = tl.where((copy == 1)[:, None], pv, 0.0)
+                a0 = dot(p0, v0, a0)
+                a1 = dot(p0, v1, a1)
+                a0 = dot(p1, v2, a0)
+                a1 = dot(p1, v3, a1)
+            else:
+                a0 = dot(tl.where((copy == 0)[:, None], pv, 0.0), v0, a0)
+                a0 = dot(tl.where((copy == 1)[:, None], pv, 0.0), v1, a0)
+                a0 = dot(tl.where((copy == 2)[:, None], pv, 0.0), v2, a0)
+                a0 = dot(tl.where((copy == 3)[:, None], pv, 0.0), v3, a0)
+        elif V_PLANES:
             v0, v1, v2, v3, v4, v5, v6, v7 = _tile_planes(
                 vw, vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, BLOCK_N, W, V_MODE
             )
@@ -1449,7 +1501,16 @@ def _split_kernel(
     tl.store(ML + 2 * part, m_i, mask=gmask)
     tl.store(ML + 2 * part + 1, l_i, mask=gmask)
     rows = ACC + part[:, None] * D
-    if V_PLANES:  # accumulator j of copy c (rows r < G * REPL): plane c * NACC + j
+    if VB:  # accumulator j of copy c (rows r < G * REPL): byte plane c * NACC + j
+        plane = _vbyte_coords(W)[None, :] + 2 * (copy * NACC)[:, None]
+        keep = rmask[:, None]
+        tl.store(rows + plane, a0, mask=keep)
+        if NACC >= 2:
+            tl.store(rows + plane + 2, a1, mask=keep)
+        if NACC >= 4:
+            tl.store(rows + plane + 4, a2, mask=keep)
+            tl.store(rows + plane + 6, a3, mask=keep)
+    elif V_PLANES:  # accumulator j of copy c (rows r < G * REPL): plane c * NACC + j
         plane = _plane_coords(0, W)[None, :] + (copy * NACC)[:, None]
         keep = rmask[:, None]
         tl.store(rows + plane, a0, mask=keep)
@@ -1799,6 +1860,7 @@ def _launch(
         REPL=_row_copies(g, g_pad, v_planes, config.row_copies),
         K_FRAGMENTS=config.k_registers and planes and _plane_dots(k_bits, d, config.num_warps),
         K_BYTES=config.k_byte_planes,
+        V_BYTES=config.v_byte_planes and v_planes and v_bits == 4,
         EARLY=config.early_reduce,
         num_warps=config.num_warps,
         num_stages=config.num_stages,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Session 31 run 2: k_byte_planes on by default (WAVE_PROGRAMS contiguous 8 -> 12): the decode
-# GPU tests, then the README grid.
+# GPU tests, then the README grid; v_byte_planes (off by default) against the default.
 set -uo pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 unset TRITON_INTERPRET
@@ -8,7 +8,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 git rev-parse HEAD > "$OUT/tree.txt"; sha1sum turboquant/triton/*.py tests/test_triton_decode.py >> "$OUT/tree.txt"
 timeout 300 python3 -m pytest -q -p no:cacheprovider -x tests/test_triton_decode.py tests/test_decode_graphs.py >"$OUT/gpu_tests.txt" 2>&1
 echo "tests rc=$?"; grep -E "FAILED|ERROR|Error" "$OUT/gpu_tests.txt" | head -20; tail -2 "$OUT/gpu_tests.txt"
-timeout 250 python3 scripts/bench_decode.py --graph --check --batches 8 1 32 --contexts 1024 4096 16384 32768 65536 >"$OUT/bench_decode.jsonl" 2>"$OUT/bench_decode.err"
+timeout 200 python3 scripts/bench_decode.py --graph --check --batches 8 1 32 --contexts 1024 4096 16384 32768 65536 >"$OUT/bench_decode.jsonl" 2>"$OUT/bench_decode.err"
 echo "grid rc=$?"; tail -3 "$OUT/bench_decode.err"
 python3 - "$OUT/bench_decode.jsonl" <<'PY'
 import json, sys

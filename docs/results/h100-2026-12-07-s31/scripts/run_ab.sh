@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Session 30: k_byte_planes on a GPU (its tests, then its A/B against the default K path), the
+# Session 31 run 1 (written in session 30): k_byte_planes on a GPU (its tests, then its A/B against the default K path), the
 # capture tests of session 29's fix, and the small model end to end at B=8.
 set -uo pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 unset TRITON_INTERPRET
-S=docs/results/2026-12-07-s30-no-gpu/scripts
+S=docs/results/h100-2026-12-07-s31/scripts  # written in session 30 under docs/results/2026-12-07-s30-no-gpu/
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 timeout 45 python3 -m pytest -v -p no:cacheprovider tests/test_triton_decode.py -k "plane_dots or word_lookup or programmatic" >"$OUT/tests.log" 2>&1
 timeout 45 python3 -m pytest -v -p no:cacheprovider tests/test_decode_graphs.py >>"$OUT/tests.log" 2>&1

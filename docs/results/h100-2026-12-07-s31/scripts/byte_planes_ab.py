@@ -1,5 +1,5 @@
-"""Session 30: ``DecodeConfig.k_byte_planes`` (the K words looked up one at a time into byte
-planes, no nibble interleave) against the default K path, paged and contiguous K4/V4, 32/8
+"""Session 30 (run in session 31, run 1): ``DecodeConfig.k_byte_planes`` (the K words looked
+up one at a time into byte planes, no nibble interleave) against the default K path, paged and contiguous K4/V4, 32/8
 heads, d=128, page 16: each shape's default configuration with and without the switch, the
 split count of the default's plan given to both (the switch turns the whole-wave cut off, as
 any register-changing field does). bf16 SDPA flash in the same rounds (5 rounds, order rotated,
@@ -19,7 +19,7 @@ import bench_decode as bd  # noqa: E402
 
 from turboquant.paged import PagedKVLayout  # noqa: E402
 from turboquant.quantizer import TurboQuantMSE  # noqa: E402
-from turboquant.triton.decode import default_config, split_plan, tq_decode, tq_paged_decode, wave_programs  # noqa: E402
+from turboquant.triton.decode import default_config, split_plan, tq_decode, tq_paged_decode  # noqa: E402
 
 SHAPES = [(8, 4096), (8, 32768), (8, 16384), (32, 32768)]
 ROUNDS = 5
@@ -38,11 +38,13 @@ def main() -> None:
         kp, kn = qz.quantize_packed(k.float())
         vp, vn = qz.quantize_packed(v.float())
         lens = torch.full((b,), n, dtype=torch.int32, device="cuda")
-        base = default_config(b * 8, n, pool.device)
+        # run 1 ran before the switch became the default: base was then default_config's own
+        base = dataclasses.replace(default_config(b * 8, n, pool.device), k_byte_planes=False)
         byte = dataclasses.replace(base, k_byte_planes=True)
         dev = pool.device
-        s_paged = split_plan(b * 8, n, base, dev, None, wave_programs(base, 4, 4, 128, True))[0]
-        s_contig = split_plan(b * 8, n, base, dev, None, wave_programs(base, 4, 4, 128, False))[0]
+        # the whole-wave cuts of run 1 (WAVE_PROGRAMS then: paged 12, contiguous 8 per SM)
+        s_paged = split_plan(b * 8, n, base, dev, None, 12)[0]
+        s_contig = split_plan(b * 8, n, base, dev, None, 8)[0]
         # 168 registers would fit 12 one-warp programs per SM, as the paged kernel's 167 do
         s_contig12 = split_plan(b * 8, n, base, dev, None, 12)[0]
 
@@ -63,7 +65,7 @@ def main() -> None:
             "paged[k_byte_planes]": lambda c=byte: paged(c),
             "contiguous": lambda c=base: contig(c),
             "contiguous[k_byte_planes]": lambda c=byte: contig(c),
-            "contiguous[k_byte_planes,12/SM]": lambda c=byte: contig(c, s=s_contig12),
+            "contiguous[k_byte_planes,12/SM]": lambda c=byte, s=s_contig12: contig(c, s=s),
         }
         diffs = {
             "paged": round((paged(byte).float() - paged(base).float()).abs().max().item(), 7),
@@ -73,7 +75,8 @@ def main() -> None:
         row = dict(
             B=b,
             N=n,
-            config=f"{base.block_n}/{base.num_warps}/{base.ctas_per_sm} splits {s_paged}/{s_contig}/{s_contig12}",
+            config=f"{base.block_n}/{base.num_warps}/{base.ctas_per_sm} "
+            f"splits {s_paged}/{s_contig}/{s_contig12}",
             x_flash={nm: round(us["flash"] / u, 3) for nm, u in us.items() if nm != "flash"},
             us=us,
             spread=spread,

@@ -121,9 +121,8 @@ def test_plane_dots_match_reference(d, bits, group, block_n):
         (True, False, True, True, True),
         (False, True, True, False, True),
     ):
-        flags = dict(
-            planes=planes, symmetric_lookup=symmetric, k_registers=k_regs, k_byte_planes=k_bytes, v_byte_planes=v_bytes
-        )
+        flags = dict(planes=planes, symmetric_lookup=symmetric, k_registers=k_regs)
+        flags.update(k_byte_planes=k_bytes, v_byte_planes=v_bytes)
         cfg = DecodeConfig(block_n=block_n, **flags)
         _close(tq_paged_decode(*args, num_splits=2, config=cfg), ref, torch.float16)
     if d == 128 and bits == (4, 4):  # the contiguous kernel over the same tokens, byte planes on
@@ -166,7 +165,8 @@ def test_row_copies_give_the_outputs_without_them(group, bits, v_bytes):
     if DEV == "cuda":
         assert torch.equal(outs[0], outs[1])
     else:  # the interpreter's dots (numpy) may round rows of different operands differently
-        assert (outs[0].float() - outs[1].float()).abs().max().item() <= 2e-3, "row copies changed the outputs"
+        diff = (outs[0].float() - outs[1].float()).abs().max().item()
+        assert diff <= 2e-3, f"row copies changed the outputs by {diff}"
     _close(outs[0], tq_paged_decode_reference(*args), torch.float16)
 
 

@@ -892,7 +892,9 @@ def _byte_coords(m: tl.constexpr, j1: tl.constexpr, W: tl.constexpr):
 
 
 @triton.jit
-def _word_byte_planes(w, tab, t0, t1, t2, t3, t4, t5, t6, t7, N: tl.constexpr, C: tl.constexpr, MODE: tl.constexpr):
+def _word_byte_planes(
+    w, tab, t0, t1, t2, t3, t4, t5, t6, t7, N: tl.constexpr, C: tl.constexpr, MODE: tl.constexpr
+):
     """The 4 byte planes of the 4-bit words ``w`` (``[N, C/2]``): plane ``m`` is fp16 ``[N, C]``,
     column ``2i + e`` the value of nibble ``2m + e`` of word ``i``; a column pair (one register)
     comes from one word (``_SYM4``: ``_SYM4_WORD_ASM``)."""
@@ -1431,7 +1433,9 @@ def _split_kernel(
                     a6 = a6 * alpha[:, None]
                     a7 = a7 * alpha[:, None]
         if VB:  # copy c takes byte planes c * NACC .. c * NACC + NACC - 1
-            v0, v1, v2, v3 = _word_byte_planes(vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, BLOCK_N, VC, V_MODE)
+            v0, v1, v2, v3 = _word_byte_planes(
+                vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, BLOCK_N, VC, V_MODE
+            )
             if REPL == 1:
                 a0 = dot(pv, v0, a0)
                 a1 = dot(pv, v1, a1)

@@ -927,11 +927,15 @@ def _byte_half(wh, tab, t0, t1, t2, t3, t4, t5, t6, t7, N: tl.constexpr, W: tl.c
 
 
 @triton.jit
-def _vbyte_coords(W: tl.constexpr):
-    """The coordinates of the columns of byte plane 0 of a tile's whole rows (:func:`_word_byte_planes`
-    with ``C = 2W``): column ``2i + e`` is coordinate ``8i + e``; plane ``m`` adds ``2m``."""
-    c = tl.arange(0, 2 * W)
-    return 8 * (c // 2) + c % 2
+def _v_plane_coords(plane, W: tl.constexpr, BYTES: tl.constexpr):
+    """The coordinates of the columns of the V planes ``plane`` (``[R, 1]``) of the split kernel
+    (``[R, W]``): nibble planes (:func:`_plane_coords`: column ``2i + e`` is coordinate ``8 (i + e
+    W/2) + plane``) or, with ``BYTES``, byte plane ``m`` of word half ``h`` (``plane = 4h + m``,
+    :func:`_word_byte_planes`: column ``2i + e`` is coordinate ``8 (i + h W/2) + 2m + e``)."""
+    c = tl.arange(0, W)[None, :]
+    if BYTES:
+        return 8 * (c // 2 + (plane // 4) * (W // 2)) + 2 * (plane % 4) + c % 2
+    return 8 * (c // 2 + (c % 2) * (W // 2)) + plane
 
 
 @triton.jit
@@ -1199,10 +1203,10 @@ def _split_kernel(
     shared memory); the probabilities reach the A operand of ``P @ V_tile`` through
     :func:`_transposed_operand` (``movmatrix``, 8 instructions per 32-token tile).
 
-    ``V_BYTES`` (with ``V_PLANES``, 4 bits): the V words of a token's row are looked up one word
-    at a time into 4 byte planes (:func:`_word_byte_planes`, ``[BLOCK_N, 2 D/8]``) rather than two
-    words at a time into 8 nibble planes: 4 dots of twice the width, ``4 / REPL`` accumulators
-    of ``[G_PAD, 2 D/8]``, the same values.
+    ``V_BYTES`` (with ``V_PLANES``, 4 bits): the V words are looked up one word at a time, each
+    half of a row's words into 4 byte planes (:func:`_word_byte_planes`), rather than two words
+    at a time into 8 nibble planes: the same 8 dots and accumulators, other columns
+    (:func:`_v_plane_coords`).
 
     ``K``/``V``: uint8 pointers at the packed bytes of (page or sequence 0, token 0, head 0);
     ``KN``/``VN``: fp32 pointers at the matching norms; strides: page-or-sequence, token,
@@ -1228,23 +1232,21 @@ def _split_kernel(
     rmask = g < G * REPL
     q_rows = Q + ((b * H_KV + h) * G + head)[:, None] * D
     W: tl.constexpr = D // 8  # words (3 bits: 3-byte groups) per row, columns of a plane
-    VB: tl.constexpr = V_PLANES and V_BYTES  # V as 4 byte planes of 2W columns
-    VC: tl.constexpr = 2 * W if VB else W  # columns of a V plane
-    NACC: tl.constexpr = (4 if VB else 8) // REPL  # plane accumulators per row
+    VB: tl.constexpr = V_PLANES and V_BYTES  # V planes: the byte planes of the two word halves
+    NACC: tl.constexpr = 8 // REPL  # plane accumulators per row
     m_i = tl.full([G_PAD], float("-inf"), tl.float32)
     l_i = tl.zeros([G_PAD], tl.float32)
     if V_PLANES:
-        a0 = tl.zeros([G_PAD, VC], tl.float32)
-        if NACC >= 2:
-            a1 = tl.zeros([G_PAD, VC], tl.float32)
+        a0 = tl.zeros([G_PAD, W], tl.float32)
+        a1 = tl.zeros([G_PAD, W], tl.float32)
         if NACC >= 4:
-            a2 = tl.zeros([G_PAD, VC], tl.float32)
-            a3 = tl.zeros([G_PAD, VC], tl.float32)
+            a2 = tl.zeros([G_PAD, W], tl.float32)
+            a3 = tl.zeros([G_PAD, W], tl.float32)
         if NACC == 8:
-            a4 = tl.zeros([G_PAD, VC], tl.float32)
-            a5 = tl.zeros([G_PAD, VC], tl.float32)
-            a6 = tl.zeros([G_PAD, VC], tl.float32)
-            a7 = tl.zeros([G_PAD, VC], tl.float32)
+            a4 = tl.zeros([G_PAD, W], tl.float32)
+            a5 = tl.zeros([G_PAD, W], tl.float32)
+            a6 = tl.zeros([G_PAD, W], tl.float32)
+            a7 = tl.zeros([G_PAD, W], tl.float32)
     else:
         a0 = tl.zeros([G_PAD, D], tl.float32)
 
@@ -1290,7 +1292,7 @@ def _split_kernel(
             PAGE,
             BLOCK_N,
             K_HALVES,
-            V_PLANES and not VB,
+            V_PLANES,
         )
     # register tables (c* of K, e* of V): built before the call (decode_tables), and the
     # kernel before prep has finished when this grid starts (prep waits for it first)
@@ -1365,7 +1367,7 @@ def _split_kernel(
             PAGE,
             BLOCK_N,
             K_HALVES,
-            V_PLANES and not VB,
+            V_PLANES,
         )
         if not PREFETCH:
             kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
@@ -1422,8 +1424,7 @@ def _split_kernel(
         if tl.max(m_new - m_i, 0) > 0:
             a0 = a0 * alpha[:, None]
             if V_PLANES:
-                if NACC >= 2:
-                    a1 = a1 * alpha[:, None]
+                a1 = a1 * alpha[:, None]
                 if NACC >= 4:
                     a2 = a2 * alpha[:, None]
                     a3 = a3 * alpha[:, None]
@@ -1432,31 +1433,18 @@ def _split_kernel(
                     a5 = a5 * alpha[:, None]
                     a6 = a6 * alpha[:, None]
                     a7 = a7 * alpha[:, None]
-        if VB:  # copy c takes byte planes c * NACC .. c * NACC + NACC - 1
-            v0, v1, v2, v3 = _word_byte_planes(
-                vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, BLOCK_N, VC, V_MODE
-            )
-            if REPL == 1:
-                a0 = dot(pv, v0, a0)
-                a1 = dot(pv, v1, a1)
-                a2 = dot(pv, v2, a2)
-                a3 = dot(pv, v3, a3)
-            elif REPL == 2:
-                p0 = tl.where((copy == 0)[:, None], pv, 0.0)
-                p1 = tl.where((copy == 1)[:, None], pv, 0.0)
-                a0 = dot(p0, v0, a0)
-                a1 = dot(p0, v1, a1)
-                a0 = dot(p1, v2, a0)
-                a1 = dot(p1, v3, a1)
+        if V_PLANES:
+            if VB:  # plane 4h + m: byte plane m of word half h (the same dots as nibble planes)
+                v0, v1, v2, v3 = _word_byte_planes(
+                    vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, BLOCK_N, W, V_MODE
+                )
+                v4, v5, v6, v7 = _word_byte_planes(
+                    vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, BLOCK_N, W, V_MODE
+                )
             else:
-                a0 = dot(tl.where((copy == 0)[:, None], pv, 0.0), v0, a0)
-                a0 = dot(tl.where((copy == 1)[:, None], pv, 0.0), v1, a0)
-                a0 = dot(tl.where((copy == 2)[:, None], pv, 0.0), v2, a0)
-                a0 = dot(tl.where((copy == 3)[:, None], pv, 0.0), v3, a0)
-        elif V_PLANES:
-            v0, v1, v2, v3, v4, v5, v6, v7 = _tile_planes(
-                vw, vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, BLOCK_N, W, V_MODE
-            )
+                v0, v1, v2, v3, v4, v5, v6, v7 = _tile_planes(
+                    vw, vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, BLOCK_N, W, V_MODE
+                )
             if REPL == 1:
                 a0 = dot(pv, v0, a0)
                 a2 = dot(pv, v2, a2)
@@ -1505,28 +1493,19 @@ def _split_kernel(
     tl.store(ML + 2 * part, m_i, mask=gmask)
     tl.store(ML + 2 * part + 1, l_i, mask=gmask)
     rows = ACC + part[:, None] * D
-    if VB:  # accumulator j of copy c (rows r < G * REPL): byte plane c * NACC + j
-        plane = _vbyte_coords(W)[None, :] + 2 * (copy * NACC)[:, None]
+    if V_PLANES:  # accumulator j of copy c (rows r < G * REPL): plane c * NACC + j
+        first = (copy * NACC)[:, None]
         keep = rmask[:, None]
-        tl.store(rows + plane, a0, mask=keep)
-        if NACC >= 2:
-            tl.store(rows + plane + 2, a1, mask=keep)
+        tl.store(rows + _v_plane_coords(first, W, VB), a0, mask=keep)
+        tl.store(rows + _v_plane_coords(first + 1, W, VB), a1, mask=keep)
         if NACC >= 4:
-            tl.store(rows + plane + 4, a2, mask=keep)
-            tl.store(rows + plane + 6, a3, mask=keep)
-    elif V_PLANES:  # accumulator j of copy c (rows r < G * REPL): plane c * NACC + j
-        plane = _plane_coords(0, W)[None, :] + (copy * NACC)[:, None]
-        keep = rmask[:, None]
-        tl.store(rows + plane, a0, mask=keep)
-        tl.store(rows + plane + 1, a1, mask=keep)
-        if NACC >= 4:
-            tl.store(rows + plane + 2, a2, mask=keep)
-            tl.store(rows + plane + 3, a3, mask=keep)
+            tl.store(rows + _v_plane_coords(first + 2, W, VB), a2, mask=keep)
+            tl.store(rows + _v_plane_coords(first + 3, W, VB), a3, mask=keep)
         if NACC == 8:
-            tl.store(rows + plane + 4, a4, mask=keep)
-            tl.store(rows + plane + 5, a5, mask=keep)
-            tl.store(rows + plane + 6, a6, mask=keep)
-            tl.store(rows + plane + 7, a7, mask=keep)
+            tl.store(rows + _v_plane_coords(first + 4, W, VB), a4, mask=keep)
+            tl.store(rows + _v_plane_coords(first + 5, W, VB), a5, mask=keep)
+            tl.store(rows + _v_plane_coords(first + 6, W, VB), a6, mask=keep)
+            tl.store(rows + _v_plane_coords(first + 7, W, VB), a7, mask=keep)
     else:
         tl.store(rows + d[None, :], a0, mask=gmask[:, None])
 

@@ -1,5 +1,7 @@
 """Registers and shared memory of the compiled split kernel (paged and contiguous, K4/V4, one-warp
-32-token tiles at D = 128), default K path and ``k_byte_planes``: one JSON line each."""
+32-token tiles at D = 128): K in nibble planes, K in byte planes (``k_byte_planes``, the
+default from session 31), and K and V in byte planes (``v_byte_planes``; added for run 2):
+one JSON line each."""
 
 import dataclasses
 import json
@@ -26,8 +28,8 @@ lay = PagedKVLayout(h, d, 4, 4)
 pool = allocate_pool(b * n // 16, 16, lay, "cuda")
 table = torch.arange(b * n // 16, device="cuda", dtype=torch.int32).view(b, -1)
 lens = torch.full((b,), n, dtype=torch.int32, device="cuda")
-for byte in (False, True):
-    cfg = dataclasses.replace(dm.DEFAULT_CONFIG, k_byte_planes=byte)
+for byte, vbyte in ((False, False), (True, False), (True, True)):
+    cfg = dataclasses.replace(dm.DEFAULT_CONFIG, k_byte_planes=byte, v_byte_planes=vbyte)
     for paged in (True, False):
         kernel = dm._split_kernel
         for cache in kernel.device_caches.values():
@@ -39,6 +41,6 @@ for byte in (False, True):
         torch.cuda.synchronize()
         ks = [k for cache in kernel.device_caches.values() for k in cache[0].values()]
         for k in ks:
-            row = dict(paged=paged, k_byte_planes=byte, n_regs=k.n_regs, shared=k.metadata.shared,
+            row = dict(paged=paged, k_byte_planes=byte, v_byte_planes=vbyte, n_regs=k.n_regs, shared=k.metadata.shared,
                        fit=_fit_per_sm(k.n_regs, k.metadata.shared, k.metadata.num_warps))
             print(json.dumps(row), flush=True)

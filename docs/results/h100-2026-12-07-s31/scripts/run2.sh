@@ -17,6 +17,7 @@ for l in open(sys.argv[1]):
     keep = {k: r[k] for k in r if k in ("impl", "B", "N", "us", "speedup_vs_flash", "x_flash", "tb_s", "max_abs_err", "splits", "config")}
     print(keep)
 PY
+timeout 60 python3 docs/results/h100-2026-12-07-s31/scripts/regs.py | tee "$OUT/regs.jsonl"
 timeout 120 python3 docs/results/h100-2026-12-07-s31/scripts/vbytes_ab.py >"$OUT/vbytes_ab.jsonl" 2>"$OUT/vbytes_ab.err"
 echo "vbytes rc=$?"; tail -2 "$OUT/vbytes_ab.err"; python3 -c "
 import json,sys

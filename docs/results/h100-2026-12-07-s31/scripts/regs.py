@@ -41,6 +41,12 @@ for byte, vbyte in ((False, False), (True, False), (True, True)):
         torch.cuda.synchronize()
         ks = [k for cache in kernel.device_caches.values() for k in cache[0].values()]
         for k in ks:
-            row = dict(paged=paged, k_byte_planes=byte, v_byte_planes=vbyte, n_regs=k.n_regs, shared=k.metadata.shared,
-                       fit=_fit_per_sm(k.n_regs, k.metadata.shared, k.metadata.num_warps))
+            row = dict(
+                paged=paged,
+                k_byte_planes=byte,
+                v_byte_planes=vbyte,
+                n_regs=k.n_regs,
+                shared=k.metadata.shared,
+                fit=_fit_per_sm(k.n_regs, k.metadata.shared, k.metadata.num_warps),
+            )
             print(json.dumps(row), flush=True)

@@ -23,3 +23,8 @@ echo "vbytes rc=$?"; tail -2 "$OUT/vbytes_ab.err"; python3 -c "
 import json,sys
 for l in open(sys.argv[1]):
     r=json.loads(l); print(r['B'],r['N'],r['config'],r['us'],r['x_flash'],r['max_diff'])" "$OUT/vbytes_ab.jsonl"
+timeout 100 python3 docs/results/h100-2026-12-07-s31/scripts/short_ab.py >"$OUT/short_ab.jsonl" 2>"$OUT/short_ab.err"
+echo "short rc=$?"; tail -2 "$OUT/short_ab.err"; python3 -c "
+import json,sys
+for l in open(sys.argv[1]):
+    r=json.loads(l); print(r['B'],r['N'],r['config'],r['us'],r['x_flash'],r['max_diff'])" "$OUT/short_ab.jsonl"

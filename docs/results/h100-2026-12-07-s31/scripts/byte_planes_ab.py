@@ -1,8 +1,9 @@
 """Session 30 (run in session 31, run 1): ``DecodeConfig.k_byte_planes`` (the K words looked
 up one at a time into byte planes, no nibble interleave) against the default K path, paged and
 contiguous K4/V4, 32/8 heads, d=128, page 16: each shape's default configuration with and
-without the switch, the split count of the default's plan given to both (the switch turns the whole-wave cut off, as
-any register-changing field does). bf16 SDPA flash in the same rounds (5 rounds, order rotated,
+without the switch, the split count of the default's plan given to both (the switch turns the
+whole-wave cut off, as any register-changing field does), and the contiguous kernel with the
+split count of 12 programs per SM. bf16 SDPA flash in the same rounds (5 rounds, order rotated,
 medians of CUDA-graph replays). ``max_diff``: largest difference from the default's output."""
 
 import dataclasses

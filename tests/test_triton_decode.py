@@ -156,7 +156,9 @@ def test_row_copies_give_the_outputs_without_them(group, bits, v_bytes):
     lens = [70, 5, 41]
     # D = 128: plane dots (and so row copies) are taken at this head dim only
     lay, pool, table, seq_lens, kq, vq = _paged_batch(lens, 2, *bits, 16, max_blocks=5, seed=group, d=128)
-    q = torch.randn(len(lens), 2 * group, 128, device=DEV).to(torch.float16)
+    q = torch.randn(len(lens), 2 * group, 128, generator=torch.Generator().manual_seed(group)).to(
+        DEV, torch.float16
+    )
     args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
     outs = [
         tq_paged_decode(*args, num_splits=2, config=DecodeConfig(row_copies=rc, v_byte_planes=v_bytes))

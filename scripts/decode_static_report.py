@@ -105,7 +105,7 @@ def compile_split(
     k_registers: bool = True,
     early_reduce: bool = False,
     k_byte_planes: bool = True,
-    v_byte_planes: bool = False,
+    v_byte_planes: bool = True,
 ):
     """The split kernel as ``bench_decode.py`` launches it on an H100/H200 (page 16, K bits
     ``bits``, V bits ``v_bits`` or the same)."""
@@ -252,9 +252,9 @@ def main(argv=None) -> None:
         help="DecodeConfig(k_byte_planes=False): K words looked up two at a time into nibble planes",
     )
     parser.add_argument(
-        "--v-byte-planes",
+        "--no-v-byte-planes",
         action="store_true",
-        help="DecodeConfig(v_byte_planes=True): V words looked up one at a time into byte planes",
+        help="DecodeConfig(v_byte_planes=False): V words looked up two at a time into nibble planes",
     )
     parser.add_argument("--group", type=int, default=4, help="query heads per KV head")
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
@@ -277,7 +277,7 @@ def main(argv=None) -> None:
                         row_copies=not args.no_row_copies,
                         k_registers=not args.no_k_registers,
                         k_byte_planes=not args.no_k_byte_planes,
-                        v_byte_planes=args.v_byte_planes,
+                        v_byte_planes=not args.no_v_byte_planes,
                     )
                     ttgir = kernel.asm["ttgir"]
                     st = kernel_stats(kernel, Path(tmp))
@@ -291,7 +291,7 @@ def main(argv=None) -> None:
                         f"{' no-row-copies' if args.no_row_copies else ''}"
                         f"{' no-k-registers' if args.no_k_registers else ''}"
                         f"{' no-k-byte-planes' if args.no_k_byte_planes else ''}"
-                        f"{' v-byte-planes' if args.v_byte_planes else ''}"
+                        f"{' no-v-byte-planes' if args.no_v_byte_planes else ''}"
                         f" G={args.group}: "
                         f"{st['registers']} registers, "
                         f"spill stores/loads {st['spill'][0]}/{st['spill'][1]} B, "

@@ -350,6 +350,7 @@ def test_wave_cap_cuts_plans_to_whole_waves():
     assert wave(ONE_WAVE_CONFIG, 4, 4, 128, True) is None
     assert wave(dataclasses.replace(DEFAULT_CONFIG, k_registers=False), 4, 4, 128, True) is None
     assert wave(dataclasses.replace(DEFAULT_CONFIG, k_byte_planes=False), 4, 4, 128, False) is None
+    assert wave(dataclasses.replace(DEFAULT_CONFIG, v_byte_planes=False), 4, 4, 128, True) is None
     with pytest.raises(TypeError, match="wave_cap: expected a bool"):
         DecodeConfig(wave_cap=1)
 

@@ -117,8 +117,10 @@ class DecodeConfig:
     (H100, session 31, same split counts: paged B=8 N=4K/16K/32K 35.7/101.1/180.2 against
     35.1/99.2/176.1 µs, B=32 N=32K 694 against 672; the contiguous kernel, whose registers went
     from 198 to 167, 170/639 against 161/586 µs at B=8/32 N=32K); ``v_byte_planes`` (with
-    ``planes``, 4-bit V): the V words likewise, into 4 byte planes of twice the width (see
-    ``_split_kernel``'s ``V_BYTES``; not yet timed, so off by default); ``pdl``: on
+    ``planes``, 4-bit V): the V words likewise, each half of a row's words into 4 byte planes
+    (``_split_kernel``'s ``V_BYTES``; H100, session 31 run 2, same split counts, outputs equal
+    bit for bit: paged B=8 N=4K/16K/32K 34.8/98.2/175.6 against 33.8/95.1/170.6 µs, B=32 N=32K
+    679 against 660; contiguous 31.6/88.8/159.2/604 against 30.8/86.5/155.3/582); ``pdl``: on
     Hopper and later GPUs the three kernels are launched
     with programmatic dependent launch, so each starts while the one before it finishes (the
     split kernel loads its first tile and the reduce kernel the rotation before they wait for
@@ -148,7 +150,7 @@ class DecodeConfig:
     row_copies: bool = True
     k_registers: bool = True
     k_byte_planes: bool = True
-    v_byte_planes: bool = False
+    v_byte_planes: bool = True
     pdl: bool = True
     early_split: bool = False
     early_reduce: bool = False
@@ -233,11 +235,11 @@ EARLY_REDUCE_PAIRS = 64  # DecodeConfig.early_reduce below this many pairs (see 
 EARLY_REDUCE_TOKENS = 1 << 18  # ... or, with one-warp tiles, from this much work
 # Programs per SM in one wave of the one-warp 32-token K4/V4 split kernel at D = 128 with the
 # default switches, from its registers: an SM's 65536 registers go to warps in units of 256 and
-# in groups of 4 warps (one per scheduler, each with 16384 registers), so 166 (paged) and 167
-# (contiguous) registers (Triton 3.6 on an H100, session 31; 5376 per warp) leave room for 12
-# programs. (Before k_byte_planes the contiguous kernel took 198 registers, 6400 per warp: 8
-# programs, not the 10 that 65536 / 6400 suggests.) A GPU test checks them against the
-# compiled kernels.
+# in groups of 4 warps (one per scheduler, each with 16384 registers), so 168 (paged) and 167
+# (contiguous) registers (Triton 3.6 on an H100, session 31 run 2, K and V byte planes; 5376
+# per warp) leave room for 12 programs. (Before k_byte_planes the contiguous kernel took 198
+# registers, 6400 per warp: 8 programs, not the 10 that 65536 / 6400 suggests.) A GPU test
+# checks them against the compiled kernels.
 WAVE_PROGRAMS = {"paged": 12, "contiguous": 12}
 # DecodeConfig.wave_cap cuts a split count only where each split keeps this many tokens (H100,
 # session 28 run 1: B=32 N=1K was 3% slower with 6 splits of 192 tokens than with the

@@ -998,8 +998,8 @@ def _load_tile(
     V_PLANES: tl.constexpr,
 ):
     """Issue the loads of one tile: packed K and V words (``(all, all)``, or with ``*_PLANES``
-    the halves ``(lo, hi)`` of :func:`_tile_planes`) and the fp32 norms. (The V byte planes
-    take ``(all, all)``.)"""
+    the halves ``(lo, hi)`` of :func:`_tile_planes`, which the byte planes take too) and the
+    fp32 norms."""
     tok = t0 + tl.arange(0, BLOCK_N)
     valid = tok < end
     if PAGED:  # token t is row t % PAGE of page blk

@@ -106,6 +106,7 @@ def compile_split(
     early_reduce: bool = False,
     k_byte_planes: bool = True,
     v_byte_planes: bool = True,
+    product_masks: bool = False,
 ):
     """The split kernel as ``bench_decode.py`` launches it on an H100/H200 (page 16, K bits
     ``bits``, V bits ``v_bits`` or the same)."""
@@ -135,6 +136,7 @@ def compile_split(
         EARLY=early_reduce,
         K_BYTES=k_byte_planes,
         V_BYTES=v_byte_planes and v_planes and v_bits == 4,
+        MASK_PRODUCT=product_masks,
     )
     # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0
     values = launch_strides(bits, paged, head_dim)
@@ -256,6 +258,11 @@ def main(argv=None) -> None:
         action="store_true",
         help="DecodeConfig(v_byte_planes=False): V words looked up two at a time into nibble planes",
     )
+    parser.add_argument(
+        "--product-masks",
+        action="store_true",
+        help="DecodeConfig(product_masks=True): the row copies' probabilities masked by a 0/1 product",
+    )
     parser.add_argument("--group", type=int, default=4, help="query heads per KV head")
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
     args = parser.parse_args(argv)
@@ -278,6 +285,7 @@ def main(argv=None) -> None:
                         k_registers=not args.no_k_registers,
                         k_byte_planes=not args.no_k_byte_planes,
                         v_byte_planes=not args.no_v_byte_planes,
+                        product_masks=args.product_masks,
                     )
                     ttgir = kernel.asm["ttgir"]
                     st = kernel_stats(kernel, Path(tmp))
@@ -292,6 +300,7 @@ def main(argv=None) -> None:
                         f"{' no-k-registers' if args.no_k_registers else ''}"
                         f"{' no-k-byte-planes' if args.no_k_byte_planes else ''}"
                         f"{' no-v-byte-planes' if args.no_v_byte_planes else ''}"
+                        f"{' product-masks' if args.product_masks else ''}"
                         f" G={args.group}: "
                         f"{st['registers']} registers, "
                         f"spill stores/loads {st['spill'][0]}/{st['spill'][1]} B, "

@@ -170,6 +170,9 @@ def test_row_copies_give_the_outputs_without_them(group, bits, v_bytes):
         diff = (outs[0].float() - outs[1].float()).abs().max().item()
         assert diff <= 2e-3, f"row copies changed the outputs by {diff}"
     _close(outs[0], tq_paged_decode_reference(*args), torch.float16)
+    # the copies' probabilities masked by a 0/1 product: the same operands, so the same bits
+    product = DecodeConfig(row_copies=True, v_byte_planes=v_bytes, product_masks=True)
+    assert torch.equal(tq_paged_decode(*args, num_splits=2, config=product), outs[0])
 
 
 def test_reference_is_attention_on_dequantized_kv():
@@ -260,6 +263,8 @@ def test_sm_scale_and_split_plan():
         DecodeConfig(k_byte_planes=1)
     with pytest.raises(TypeError, match="v_byte_planes: expected a bool"):
         DecodeConfig(v_byte_planes="yes")
+    with pytest.raises(TypeError, match="product_masks: expected a bool"):
+        DecodeConfig(product_masks=0)
     with pytest.raises(TypeError, match="pdl: expected a bool"):
         DecodeConfig(pdl=None)
     with pytest.raises(ValueError, match="invalid launch parameters"):
@@ -355,6 +360,7 @@ def test_wave_cap_cuts_plans_to_whole_waves():
     assert wave(dataclasses.replace(DEFAULT_CONFIG, k_registers=False), 4, 4, 128, True) is None
     assert wave(dataclasses.replace(DEFAULT_CONFIG, k_byte_planes=False), 4, 4, 128, False) is None
     assert wave(dataclasses.replace(DEFAULT_CONFIG, v_byte_planes=False), 4, 4, 128, True) is None
+    assert wave(dataclasses.replace(DEFAULT_CONFIG, product_masks=True), 4, 4, 128, True) is None
     with pytest.raises(TypeError, match="wave_cap: expected a bool"):
         DecodeConfig(wave_cap=1)
 

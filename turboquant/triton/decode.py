@@ -120,7 +120,11 @@ class DecodeConfig:
     ``planes``, 4-bit V): the V words likewise, each half of a row's words into 4 byte planes
     (``_split_kernel``'s ``V_BYTES``; H100, session 31 run 2, same split counts, outputs equal
     bit for bit: paged B=8 N=4K/16K/32K 34.8/98.2/175.6 against 33.8/95.1/170.6 µs, B=32 N=32K
-    679 against 660; contiguous 31.6/88.8/159.2/604 against 30.8/86.5/155.3/582); ``pdl``: on
+    679 against 660; contiguous 31.6/88.8/159.2/604 against 30.8/86.5/155.3/582);
+    ``product_masks`` (with row copies): each copy's probabilities are masked by a product with
+    an fp16 0/1 factor rather than by selects, the same bits (Triton 3.6 static report: paged
+    1190 → 1146 loop instructions at 168 registers, but the contiguous kernel 1155 → 1117 at
+    203 registers; not yet timed, so off); ``pdl``: on
     Hopper and later GPUs the three kernels are launched
     with programmatic dependent launch, so each starts while the one before it finishes (the
     split kernel loads its first tile and the reduce kernel the rotation before they wait for
@@ -151,6 +155,7 @@ class DecodeConfig:
     k_registers: bool = True
     k_byte_planes: bool = True
     v_byte_planes: bool = True
+    product_masks: bool = False
     pdl: bool = True
     early_split: bool = False
     early_reduce: bool = False
@@ -184,6 +189,7 @@ class DecodeConfig:
             "k_registers",
             "k_byte_planes",
             "v_byte_planes",
+            "product_masks",
             "pdl",
             "early_split",
             "early_reduce",
@@ -260,6 +266,7 @@ _REGISTER_FIELDS = (
     "k_registers",
     "k_byte_planes",
     "v_byte_planes",
+    "product_masks",
 )
 
 
@@ -941,6 +948,15 @@ def _v_plane_coords(plane, W: tl.constexpr, BYTES: tl.constexpr):
 
 
 @triton.jit
+def _copy_rows(pv, copy, c: tl.constexpr, PRODUCT: tl.constexpr):
+    """``pv`` (fp16, finite, non-negative) on the rows of row copy ``c``, zero elsewhere: by a
+    select, or (``PRODUCT``) by a product with a 0/1 factor, which gives the same bits."""
+    if PRODUCT:
+        return pv * (copy == c).to(tl.float16)[:, None]
+    return tl.where((copy == c)[:, None], pv, 0.0)
+
+
+@triton.jit
 def _word_halves(w, N: tl.constexpr, W: tl.constexpr):
     """Words ``4t + j0`` and ``4t + 2 + j0`` of ``w`` (``[N, W]``) as two ``[N, W/2]``."""
     lo, hi = tl.split(w.reshape(N, W // 4, 2, 2).permute(0, 1, 3, 2))
@@ -1182,6 +1198,7 @@ def _split_kernel(
     EARLY: tl.constexpr = False,
     K_BYTES: tl.constexpr = False,
     V_BYTES: tl.constexpr = False,
+    MASK_PRODUCT: tl.constexpr = False,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
@@ -1209,6 +1226,10 @@ def _split_kernel(
     half of a row's words into 4 byte planes (:func:`_word_byte_planes`), rather than two words
     at a time into 8 nibble planes: the same 8 dots and accumulators, other columns
     (:func:`_v_plane_coords`).
+
+    ``MASK_PRODUCT`` (with ``REPL`` > 1): the probabilities of copy ``c`` are ``pv`` times an
+    fp16 0/1 factor per row rather than ``tl.where(copy == c, pv, 0)`` (the same bits: ``pv`` is
+    finite and non-negative).
 
     ``K``/``V``: uint8 pointers at the packed bytes of (page or sequence 0, token 0, head 0);
     ``KN``/``VN``: fp32 pointers at the matching norms; strides: page-or-sequence, token,
@@ -1457,8 +1478,8 @@ def _split_kernel(
                 a5 = dot(pv, v5, a5)
                 a7 = dot(pv, v7, a7)
             elif REPL == 2:  # copy 0: planes 0-3, copy 1: planes 4-7
-                p0 = tl.where((copy == 0)[:, None], pv, 0.0)
-                p1 = tl.where((copy == 1)[:, None], pv, 0.0)
+                p0 = _copy_rows(pv, copy, 0, MASK_PRODUCT)
+                p1 = _copy_rows(pv, copy, 1, MASK_PRODUCT)
                 a0 = dot(p0, v0, a0)
                 a2 = dot(p0, v2, a2)
                 a1 = dot(p0, v1, a1)
@@ -1468,10 +1489,10 @@ def _split_kernel(
                 a1 = dot(p1, v5, a1)
                 a3 = dot(p1, v7, a3)
             else:  # REPL 4: copy c takes planes 2c, 2c + 1
-                p0 = tl.where((copy == 0)[:, None], pv, 0.0)
-                p1 = tl.where((copy == 1)[:, None], pv, 0.0)
-                p2 = tl.where((copy == 2)[:, None], pv, 0.0)
-                p3 = tl.where((copy == 3)[:, None], pv, 0.0)
+                p0 = _copy_rows(pv, copy, 0, MASK_PRODUCT)
+                p1 = _copy_rows(pv, copy, 1, MASK_PRODUCT)
+                p2 = _copy_rows(pv, copy, 2, MASK_PRODUCT)
+                p3 = _copy_rows(pv, copy, 3, MASK_PRODUCT)
                 a0 = dot(p0, v0, a0)
                 a1 = dot(p0, v1, a1)
                 a0 = dot(p1, v2, a0)
@@ -1846,6 +1867,7 @@ def _launch(
         K_FRAGMENTS=config.k_registers and planes and _plane_dots(k_bits, d, config.num_warps),
         K_BYTES=config.k_byte_planes,
         V_BYTES=config.v_byte_planes and v_planes and v_bits == 4,
+        MASK_PRODUCT=config.product_masks,
         EARLY=config.early_reduce,
         num_warps=config.num_warps,
         num_stages=config.num_stages,

@@ -941,10 +941,10 @@ def _v_plane_coords(plane, W: tl.constexpr, BYTES: tl.constexpr):
     (``[R, W]``): nibble planes (:func:`_plane_coords`: column ``2i + e`` is coordinate ``8 (i + e
     W/2) + plane``) or, with ``BYTES``, byte plane ``m`` of word half ``h`` (``plane = 4h + m``,
     :func:`_word_byte_planes`: column ``2i + e`` is coordinate ``8 (i + h W/2) + 2m + e``)."""
-    c = tl.arange(0, W)[None, :]
     if BYTES:
+        c = tl.arange(0, W)[None, :]
         return 8 * (c // 2 + (plane // 4) * (W // 2)) + 2 * (plane % 4) + c % 2
-    return 8 * (c // 2 + (c % 2) * (W // 2)) + plane
+    return _plane_coords(0, W)[None, :] + plane
 
 
 @triton.jit

@@ -43,7 +43,7 @@ def variants() -> list[tuple]:
     out += [("split", 4, 4, 128, 32, 1, False), ("split", 3, 3, 128, 32, 1, False)]  # contiguous
     out += [("split", 4, 4, 128, 32, 1, paged, "no_k_byte_planes") for paged in (True, False)]
     out += [("split", 4, 4, 128, 32, 1, paged, "no_v_byte_planes") for paged in (True, False)]
-    out += [("split", 4, 4, 128, 32, 1, paged, "product_masks") for paged in (True, False)]
+    out += [("split", 4, 4, 128, 32, 1, paged, "no_product_masks") for paged in (True, False)]
     out += [("compress", *cfg, asm) for cfg in ((64, 4, 1), (128, 8, 1)) for asm in (True, False)]
     out += [("prefill", lookup, 64, 128, 4, 2) for lookup in (True, False)]
     return out
@@ -87,7 +87,7 @@ def compile_one(v: tuple) -> str | None:
                 v_bits=vb,
                 k_byte_planes="no_k_byte_planes" not in flags,
                 v_byte_planes="no_v_byte_planes" not in flags and "no_k_byte_planes" not in flags,
-                product_masks="product_masks" in flags,
+                product_masks="no_product_masks" not in flags,
             )
             wrong = report.movmatrix_layout_errors(kernel.asm["ttgir"])
             if wrong:

@@ -106,7 +106,7 @@ def compile_split(
     early_reduce: bool = False,
     k_byte_planes: bool = True,
     v_byte_planes: bool = True,
-    product_masks: bool = False,
+    product_masks: bool = True,
 ):
     """The split kernel as ``bench_decode.py`` launches it on an H100/H200 (page 16, K bits
     ``bits``, V bits ``v_bits`` or the same)."""
@@ -259,9 +259,9 @@ def main(argv=None) -> None:
         help="DecodeConfig(v_byte_planes=False): V words looked up two at a time into nibble planes",
     )
     parser.add_argument(
-        "--product-masks",
+        "--no-product-masks",
         action="store_true",
-        help="DecodeConfig(product_masks=True): the row copies' probabilities masked by a 0/1 product",
+        help="DecodeConfig(product_masks=False): the row copies' probabilities masked by selects",
     )
     parser.add_argument("--group", type=int, default=4, help="query heads per KV head")
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
@@ -285,7 +285,7 @@ def main(argv=None) -> None:
                         k_registers=not args.no_k_registers,
                         k_byte_planes=not args.no_k_byte_planes,
                         v_byte_planes=not args.no_v_byte_planes,
-                        product_masks=args.product_masks,
+                        product_masks=not args.no_product_masks,
                     )
                     ttgir = kernel.asm["ttgir"]
                     st = kernel_stats(kernel, Path(tmp))
@@ -300,7 +300,7 @@ def main(argv=None) -> None:
                         f"{' no-k-registers' if args.no_k_registers else ''}"
                         f"{' no-k-byte-planes' if args.no_k_byte_planes else ''}"
                         f"{' no-v-byte-planes' if args.no_v_byte_planes else ''}"
-                        f"{' product-masks' if args.product_masks else ''}"
+                        f"{' no-product-masks' if args.no_product_masks else ''}"
                         f" G={args.group}: "
                         f"{st['registers']} registers, "
                         f"spill stores/loads {st['spill'][0]}/{st['spill'][1]} B, "

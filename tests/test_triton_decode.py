@@ -170,9 +170,10 @@ def test_row_copies_give_the_outputs_without_them(group, bits, v_bytes):
         diff = (outs[0].float() - outs[1].float()).abs().max().item()
         assert diff <= 2e-3, f"row copies changed the outputs by {diff}"
     _close(outs[0], tq_paged_decode_reference(*args), torch.float16)
-    # the copies' probabilities masked by a 0/1 product: the same operands, so the same bits
-    product = DecodeConfig(row_copies=True, v_byte_planes=v_bytes, product_masks=True)
-    assert torch.equal(tq_paged_decode(*args, num_splits=2, config=product), outs[0])
+    # the copies' probabilities masked by selects rather than by the default 0/1 product: the
+    # same operands, so the same bits
+    selects = DecodeConfig(row_copies=True, v_byte_planes=v_bytes, product_masks=False)
+    assert torch.equal(tq_paged_decode(*args, num_splits=2, config=selects), outs[0])
 
 
 def test_reference_is_attention_on_dequantized_kv():
@@ -351,7 +352,7 @@ def test_wave_cap_cuts_plans_to_whole_waves():
     # the register counts behind WAVE_PROGRAMS hold for the default one-warp K4/V4 kernel only
     wave = decode_module.wave_programs
     assert wave(DEFAULT_CONFIG, 4, 4, 128, True) == decode_module.WAVE_PROGRAMS["paged"] == 12
-    assert wave(MANY_PAIRS_CONFIG, 4, 4, 128, False) == decode_module.WAVE_PROGRAMS["contiguous"] == 12
+    assert wave(MANY_PAIRS_CONFIG, 4, 4, 128, False) == decode_module.WAVE_PROGRAMS["contiguous"] == 8
     assert wave(dataclasses.replace(MID_WORK_CONFIG, early_reduce=True), 4, 4, 128, True) == 12
     assert wave(DEFAULT_CONFIG, 3, 3, 128, True) is None
     assert wave(DEFAULT_CONFIG, 4, 4, 64, True) is None
@@ -360,7 +361,7 @@ def test_wave_cap_cuts_plans_to_whole_waves():
     assert wave(dataclasses.replace(DEFAULT_CONFIG, k_registers=False), 4, 4, 128, True) is None
     assert wave(dataclasses.replace(DEFAULT_CONFIG, k_byte_planes=False), 4, 4, 128, False) is None
     assert wave(dataclasses.replace(DEFAULT_CONFIG, v_byte_planes=False), 4, 4, 128, True) is None
-    assert wave(dataclasses.replace(DEFAULT_CONFIG, product_masks=True), 4, 4, 128, True) is None
+    assert wave(dataclasses.replace(DEFAULT_CONFIG, product_masks=False), 4, 4, 128, True) is None
     with pytest.raises(TypeError, match="wave_cap: expected a bool"):
         DecodeConfig(wave_cap=1)
 
@@ -379,7 +380,8 @@ def _fit_per_sm(n_regs: int, shared: int, warps: int) -> int:
 def test_wave_programs_match_the_compiled_kernel(paged):
     """WAVE_PROGRAMS against the registers and shared memory of the compiled split kernel, and
     a plan cut to whole waves against the reference (B=2, 8 KV heads, N=32K, both kernels: 20
-    programs per SM asked for, 165 splits on 132 SMs, 1.67 waves of 12 per SM -> 99 splits)."""
+    programs per SM asked for, 165 splits on 132 SMs: paged 1.67 waves of 12 per SM -> 99
+    splits, contiguous 2.5 waves of 8 -> 132)."""
     b, h_kv, n, d = 2, 8, 32768, 128
     kernel = decode_module._split_kernel
     for cache in kernel.device_caches.values():

@@ -123,8 +123,11 @@ class DecodeConfig:
     679 against 660; contiguous 31.6/88.8/159.2/604 against 30.8/86.5/155.3/582);
     ``product_masks`` (with row copies): each copy's probabilities are masked by a product with
     an fp16 0/1 factor rather than by selects, the same bits (Triton 3.6 static report: paged
-    1190 → 1146 loop instructions at 168 registers, but the contiguous kernel 1155 → 1117 at
-    203 registers; not yet timed, so off); ``pdl``: on
+    1190 → 1146 loop instructions at 168 registers, the contiguous kernel 1155 → 1117 at 203
+    registers, 8 programs per SM rather than 12; H100, session 32, same-run A/B, outputs equal
+    bit for bit: paged B=8 N=4K/16K/32K 34.2/95.3/171.9 against 34.0/92.9/167.9 µs, B=32 N=32K
+    658 against 640; contiguous at 8 programs per SM 31.4/86.5/156.1/584 against
+    30.6/86.4/155.9/564); ``pdl``: on
     Hopper and later GPUs the three kernels are launched
     with programmatic dependent launch, so each starts while the one before it finishes (the
     split kernel loads its first tile and the reduce kernel the rotation before they wait for
@@ -155,7 +158,7 @@ class DecodeConfig:
     k_registers: bool = True
     k_byte_planes: bool = True
     v_byte_planes: bool = True
-    product_masks: bool = False
+    product_masks: bool = True
     pdl: bool = True
     early_split: bool = False
     early_reduce: bool = False
@@ -243,10 +246,11 @@ EARLY_REDUCE_TOKENS = 1 << 18  # ... or, with one-warp tiles, from this much wor
 # default switches, from its registers: an SM's 65536 registers go to warps in units of 256 and
 # in groups of 4 warps (one per scheduler, each with 16384 registers), so 168 (paged) and 167
 # (contiguous) registers (Triton 3.6 on an H100, session 31 run 2, K and V byte planes; 5376
-# per warp) leave room for 12 programs. (Before k_byte_planes the contiguous kernel took 198
-# registers, 6400 per warp: 8 programs, not the 10 that 65536 / 6400 suggests.) A GPU test
-# checks them against the compiled kernels.
-WAVE_PROGRAMS = {"paged": 12, "contiguous": 12}
+# per warp) leave room for 12 programs. With product_masks (session 32) the paged kernel stays
+# at 168 and the contiguous one takes 203 registers, 6656 per warp: 8 programs, not the 9.8
+# that 65536 / 6656 suggests (before k_byte_planes it took 198, also 8). A GPU test checks
+# them against the compiled kernels.
+WAVE_PROGRAMS = {"paged": 12, "contiguous": 8}
 # DecodeConfig.wave_cap cuts a split count only where each split keeps this many tokens (H100,
 # session 28 run 1: B=32 N=1K was 3% slower with 6 splits of 192 tokens than with the
 # automatic 8; B=32 N=4K 5% faster with 6 of 704, B=16 N=4K 1% with 12 of 352)

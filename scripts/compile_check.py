@@ -44,7 +44,12 @@ def variants() -> list[tuple]:
     out += [("split", 4, 4, 128, 32, 1, paged, "no_k_byte_planes") for paged in (True, False)]
     out += [("split", 4, 4, 128, 32, 1, paged, "no_v_byte_planes") for paged in (True, False)]
     out += [("split", 4, 4, 128, 32, 1, paged, "no_product_masks") for paged in (True, False)]
-    out += [("compress", *cfg, asm) for cfg in ((64, 4, 1), (128, 8, 1)) for asm in (True, False)]
+    out += [
+        ("compress", *cfg, asm, True, table)
+        for cfg in ((64, 4, 1), (128, 8, 1))
+        for asm in (True, False)
+        for table in (True, False)
+    ]
     out += [("prefill", lookup, 64, 128, 4, 2) for lookup in (True, False)]
     return out
 

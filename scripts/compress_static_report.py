@@ -30,30 +30,37 @@ POINTERS = {
     "packed_ptr": "*u8",
     "norms_ptr": "*fp32",
     "slot_ptr": "*fp32",
+    "tab_ptr": "*i32",
 }
 ALIGNED = ("sx_t", "sx_h", "sp_t", "sp_h")
 CONFIGS = ((32, 4, 1), (64, 4, 1), (64, 4, 2), (128, 8, 1))  # BLOCK_R, warps, stages
 
 
-def compile_compress(block_r: int, warps: int, stages: int, use_asm: bool, prefetch: bool = True):
+def compile_compress(
+    block_r: int, warps: int, stages: int, use_asm: bool, prefetch: bool = True, table: bool = True
+):
     fn = compress._compress_kernel.fn
     constants = dict(D=128, BLOCK_D=128, CHUNK=128, BITS=4, GSIZE=2, GBYTES=1, IN_KIND=2)
-    constants.update(HAS_SLOTS=False, SYMMETRIC=True, BF16_PIECES=compress.BF16_PIECES)
+    constants.update(HAS_SLOTS=False, SYMMETRIC=not table, TABLE=table, BF16_PIECES=compress.BF16_PIECES)
     constants.update(USE_ASM=use_asm, PREFETCH=prefetch, BLOCK_R=block_r, sx_d=1, sp_b=1)
-    return report.compile_sm90(fn, POINTERS, constants, ALIGNED, warps, stages)
+    types = {"tab_scale": "fp32", "tab_offset": "fp32"}
+    return report.compile_sm90(fn, POINTERS, constants, ALIGNED, warps, stages, types=types)
 
 
 def main() -> None:
     print(f"triton {triton.__version__}, sm_90a, bf16 in, d=128, K4, symmetric boundaries")
     with tempfile.TemporaryDirectory() as tmp:
         for block_r, warps, stages in CONFIGS:
-            for use_asm, prefetch in ((False, True), (True, False), (True, True)):
-                kernel = compile_compress(block_r, warps, stages, use_asm, prefetch)
+            variants = ((False, True, False), (True, False, False), (True, True, False))
+            variants += ((False, True, True), (True, True, True))
+            for use_asm, prefetch, table in variants:
+                kernel = compile_compress(block_r, warps, stages, use_asm, prefetch, table)
                 st = report.kernel_stats(kernel, Path(tmp))
                 per_coord = st["loop"] * warps * 32 / (block_r * 128)
                 print(
                     f"BLOCK_R={block_r} warps={warps} stages={stages} "
-                    f"{'asm' if use_asm else 'triton'} bucketing{', prefetch' if prefetch else ''}: "
+                    f"{'asm' if use_asm else 'triton'} {'table' if table else 'search'} bucketing"
+                    f"{', prefetch' if prefetch else ''}: "
                     f"{st['registers']} registers, "
                     f"spill {st['spill'][0]} B, shared {st['shared']} B; loop: {st['loop']} SASS "
                     f"instructions, {per_coord:.1f} per coordinate and thread"

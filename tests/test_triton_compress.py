@@ -103,6 +103,67 @@ def test_symmetric_bucketing_is_exact_on_ties():
     assert torch.equal(_quantizer(d, 4).unpack(packed).long(), torch.bucketize(x, bnd).long())
 
 
+@pytest.mark.parametrize("d", [64, 96, 128, 256])
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_bucket_table_gives_bucketize(d, bits):
+    """Every Lloyd-Max codebook has a cell table (``BUCKET_TABLE``), and its lookup with either
+    cell function (the PTX's single fma rounding, the interpreter's fp64 route) gives
+    torch.bucketize's index for the boundaries, their fp32 neighbours, random values, +-0,
+    +-1, +-inf, huge and subnormal values; NaN gives 0, like the search paths."""
+    import math
+
+    from turboquant.triton.compress import bucket_table, table_cell, table_cell_fp64
+
+    bnd = TurboQuantMSE(d, bits).boundaries
+    words, scale, offset = bucket_table(bnd)
+    lo, b = words[:, 0].tolist(), words[:, 1].contiguous().view(torch.float32).tolist()
+    gen = torch.Generator().manual_seed(d + bits)
+    ys = torch.cat(
+        [
+            bnd,
+            torch.nextafter(bnd, torch.tensor(math.inf)),
+            torch.nextafter(bnd, torch.tensor(-math.inf)),
+            torch.randn(400, generator=gen) * 0.4 / d**0.5,
+            torch.tensor([0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, 3e38, -3e38, 1e-40, -1e-40]),
+        ]
+    )
+    for y in ys.tolist():
+        want = int(torch.bucketize(torch.tensor([y]), bnd).item())
+        for cell in (table_cell, table_cell_fp64):
+            k = cell(y, scale, offset)
+            assert lo[k] + (y > b[k]) == want, (cell.__name__, y, k)
+    for cell in (table_cell, table_cell_fp64):
+        k = cell(math.nan, scale, offset)
+        assert k == 0 and lo[k] + (math.nan > b[k]) == 0
+
+
+def test_bucket_table_refuses_boundaries_closer_than_a_cell():
+    """Repeated boundaries, or two closer than a cell of the span, get no table (the search
+    paths bucket them); sorted, asymmetric, well-spread ones do."""
+    from turboquant.triton.compress import bucket_table
+
+    assert bucket_table(torch.tensor([-0.5, 0.0, 0.5, 0.5, 0.7, 0.8, 0.9])) is None
+    assert bucket_table(torch.tensor([-1.0, 0.0, 1e-3])) is None
+    assert bucket_table(torch.tensor([-0.3, 0.1, 0.8])) is not None
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_table_bucketing_writes_the_search_paths_bytes(bits, monkeypatch):
+    """The table lookup (the default) and the search paths bucket the same rotated
+    coordinates, so they write the same bytes."""
+    import turboquant.triton.compress as compress
+
+    torch.manual_seed(bits)
+    q = _quantizer(128, bits)
+    assert compress.bucket_table(q.boundaries) is not None
+    x = torch.randn(24, 4, 128, device=DEVICE, dtype=torch.bfloat16)
+    got = tq4_compress(x, q.rotation, q.boundaries, bits=bits)
+    monkeypatch.setattr(compress, "BUCKET_TABLE", False)
+    want = tq4_compress(x, q.rotation, q.boundaries, bits=bits)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    _assert_indices_match(q, x, *got)
+
+
 def _run_bucket_asm(asm: str, y: float, bounds: list[int]) -> int:
     """Plain-Python model of the straight-line PTX of ``_BUCKET4_SYM_ASM`` (predicates, 32-bit
     integer ops, an ordered f32 compare) for one element: ``$1`` = y, ``$2..$8`` = bounds."""
@@ -164,13 +225,16 @@ def test_bucket_asm_matches_bucketize():
     assert _run_bucket_asm(_BUCKET4_SYM_ASM.value, math.nan, bits) == 0
 
 
-@pytest.mark.skipif(DEVICE != "cuda", reason="inline PTX needs a GPU (the model above checks it on CPU)")
-def test_bucket_asm_kernel_matches_the_triton_path(monkeypatch):
-    """On a GPU, ``BUCKET_ASM = True`` (the default) writes the same bytes as the Triton bucketing."""
+@pytest.mark.skipif(DEVICE != "cuda", reason="inline PTX needs a GPU (the models above check it on CPU)")
+@pytest.mark.parametrize("table", [True, False])
+def test_bucket_asm_kernel_matches_the_triton_path(table, monkeypatch):
+    """On a GPU, ``BUCKET_ASM = True`` (the default) writes the same bytes as the Triton
+    bucketing, with the cell table (``_CELL_ASM`` against ``tl.fma``) and without it."""
     import turboquant.triton.compress as compress
 
     q = _quantizer(128, 4)
     x = torch.randn(512, 8, 128, device=DEVICE, dtype=torch.bfloat16)
+    monkeypatch.setattr(compress, "BUCKET_TABLE", table)
     monkeypatch.setattr(compress, "BUCKET_ASM", False)
     want, want_n = tq4_compress(x, q.rotation, q.boundaries, bits=4)
     monkeypatch.setattr(compress, "BUCKET_ASM", True)

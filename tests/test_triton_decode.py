@@ -379,10 +379,11 @@ def _fit_per_sm(n_regs: int, shared: int, warps: int) -> int:
 @pytest.mark.parametrize("paged", [True, False])
 def test_wave_programs_match_the_compiled_kernel(paged):
     """WAVE_PROGRAMS against the registers and shared memory of the compiled split kernel, and
-    a plan cut to whole waves against the reference (B=2, 8 KV heads, N=32K, both kernels: 20
-    programs per SM asked for, 165 splits on 132 SMs: paged 1.67 waves of 12 per SM -> 99
-    splits, contiguous 2.5 waves of 8 -> 132)."""
-    b, h_kv, n, d = 2, 8, 32768, 128
+    a plan cut to whole waves against the reference (B=2, 8 KV heads, N=64K, both kernels: 20
+    programs per SM asked for, 158 splits on 132 SMs; paged 1.33 waves of 12 per SM -> 98
+    splits of 672 tokens, contiguous 2.4 waves of 8 -> 128 of 512; at N=32K the contiguous
+    kernel's 2 waves would leave splits below WAVE_CAP_MIN_TOKENS, so no cut)."""
+    b, h_kv, n, d = 2, 8, 65536, 128
     kernel = decode_module._split_kernel
     for cache in kernel.device_caches.values():
         cache[0].clear()

@@ -23,14 +23,17 @@ are built in registers; index ``j`` is shifted to bit ``(j % g) * bits`` of its 
 from __future__ import annotations
 
 import functools
+import math
 import os
+from fractions import Fraction
 
+import numpy as np
 import torch
 import triton
 import triton.language as tl
 
 from ..validation import check_bits, check_head_dim, check_tensor
-from .codebook_memo import is_symmetric
+from .codebook_memo import is_symmetric, per_codebook
 
 SUPPORTED_HEAD_DIMS = (64, 96, 128, 256)
 SUPPORTED_BITS = (2, 3, 4)
@@ -239,6 +242,111 @@ BUCKET_ASM = True
 # buffering: the load latency hides behind the rotation and the bucketing)
 PREFETCH_ROWS = True
 
+# Bucketing by a table lookup (any bit width, any sorted boundaries at least a few hundredths
+# of their span apart; Lloyd-Max's are): a rotated coordinate ``y`` goes to cell
+# ``f(y) = rne(32 * sat(fma(y, s, o)))`` of 33 (``sat`` clamps to [0, 1], NaN to 0), with ``s``
+# and ``o`` chosen per codebook so that no two boundaries share a cell. Entry ``c`` of the table
+# holds ``lo[c]``, the number of boundaries whose cell is below ``c``, and ``b[c]``, the
+# boundary in cell ``c`` (+inf if none), side by side in 8 bytes. Because ``f`` is monotone, every boundary in a lower
+# cell is below ``y`` and every one in a higher cell is not, so the index is
+# ``lo[c] + (y > b[c])``, exact on ties (``torch.bucketize`` counts the boundaries strictly
+# below). Per coordinate: two FMAs, a 64-bit address, one 8-byte load from a 264-byte table
+# that stays in L1, a compare and an add, against ~12 integer instructions for the sign-folded
+# search.
+BUCKET_TABLE = True
+TABLE_CELLS = 32
+_TABLE_SPAN = 0.9375  # the boundaries' span maps to this part of [0, 1] (the rest: margins)
+_MAGIC = 0x4B400000  # bits of 1.5 * 2**23: adding it leaves round(v) in the low bits, v < 2**22
+_MAGIC_BITS = tl.constexpr(_MAGIC)
+# the whole lookup as inline PTX ($1 = y, $2 = s, $3 = o, $4 = the table's address less 8 *
+# _MAGIC; $0 = the index): the loads are Triton's otherwise, and Triton moves their addresses to
+# a coalesced layout and back through shared memory (static report: 255 registers, spills)
+_TABLE_ASM = tl.constexpr(
+    "{ .reg .f32 t, b; .reg .b32 v; .reg .b64 a; .reg .pred p; "
+    "fma.rn.sat.f32 t, $1, $2, $3; fma.rn.f32 t, t, 0f42000000, 0f4B400000; mov.b32 v, t; "
+    "mad.wide.u32 a, v, 8, $4; ld.global.nc.v2.f32 {t, b}, [a]; mov.b32 $0, t; "
+    "setp.gt.f32 p, $1, b; @p add.s32 $0, $0, 1; }"
+)
+
+
+def _f32(q: Fraction) -> float:
+    """``q`` rounded to the nearest fp32, ties to even."""
+    c = np.float32(float(q))
+    near = (np.nextafter(c, np.float32(-np.inf)), c, np.nextafter(c, np.float32(np.inf)))
+    return float(min(near, key=lambda f: (abs(Fraction(float(f)) - q), int(f.view(np.int32)) & 1)))
+
+
+def _saturated_cell(u: float) -> int:
+    """``rne(32 * u)`` of ``u`` clamped to [0, 1] as the kernel computes it (an exact product
+    and one rounding of the magic-number sum)."""
+    u = min(max(u, 0.0), 1.0) if u == u else 0.0
+    return int(np.float32(u * 32.0 + 12582912.0).view(np.int32)) - _MAGIC
+
+
+def table_cell(y: float, scale: float, offset: float) -> int:
+    """The kernel's cell of ``y`` (inline PTX path): ``fma.rn.sat`` rounded exactly once."""
+    if not math.isfinite(y):
+        return _saturated_cell(0.0 if math.isnan(y) else y)
+    exact = Fraction(y) * Fraction(scale) + Fraction(offset)
+    return _saturated_cell(math.copysign(math.inf, exact) if abs(exact) >= 2**128 else _f32(exact))
+
+
+def table_cell_fp64(y: float, scale: float, offset: float) -> int:
+    """The cell of ``y`` as the interpreter computes it (numpy has no fma: the product and sum
+    in fp64, then rounded to fp32)."""
+    with np.errstate(over="ignore"):
+        return _saturated_cell(float(np.float32(np.float64(y) * np.float64(scale) + np.float64(offset))))
+
+
+def _build_bucket_table(boundaries: torch.Tensor) -> tuple[torch.Tensor, float, float] | None:
+    vals = boundaries.detach().float().cpu().tolist()
+    if not all(math.isfinite(v) for v in vals) or vals[-1] <= vals[0]:
+        return None
+    scale = float(np.float32(_TABLE_SPAN / (vals[-1] - vals[0])))
+    offset = float(np.float32(0.5 - 0.5 * (vals[0] + vals[-1]) * scale))
+    cells = [table_cell(v, scale, offset) for v in vals]
+    if any(a >= b for a, b in zip(cells, cells[1:])):
+        return None  # boundaries closer than a cell (or repeated): the search paths take them
+    if any(table_cell_fp64(v, scale, offset) != c for v, c in zip(vals, cells)):
+        return None  # the interpreter's cells would differ at a boundary
+    lo = [sum(c < k for c in cells) for k in range(TABLE_CELLS + 1)]
+    bnd = [math.inf] * (TABLE_CELLS + 1)
+    for v, c in zip(vals, cells):
+        bnd[c] = v
+    words = torch.stack([torch.tensor(lo, dtype=torch.int32), torch.tensor(bnd).view(torch.int32)], 1)
+    return words.to(boundaries.device), scale, offset
+
+
+def bucket_table(boundaries: torch.Tensor) -> tuple[torch.Tensor, float, float] | None:
+    """The cell table of ``boundaries`` (see ``BUCKET_TABLE``): ``(words, s, o)`` with
+    ``words`` int32 ``[33, 2]`` on the boundaries' device (entry ``c``: ``lo[c]`` and the fp32
+    bits of ``b[c]``), or None where two boundaries would share a cell. Built once per
+    boundaries tensor (a device read) and remembered; while a CUDA graph is being captured an
+    unseen tensor gets None (the search paths need no table)."""
+    return per_codebook(boundaries, "bucket table", _build_bucket_table, while_capturing=lambda b: None)
+
+
+@triton.jit
+def _bucketize_table(y, tab_ptr, scale, offset, USE_ASM: tl.constexpr):
+    """``torch.bucketize(y, boundaries)`` through the cell table of :func:`bucket_table`."""
+    if USE_ASM:
+        base = tab_ptr.to(tl.int64) - 8 * _MAGIC_BITS
+        idx = tl.inline_asm_elementwise(
+            _TABLE_ASM, "=r,f,f,f,l", [y, scale, offset, base], dtype=tl.int32, is_pure=True, pack=1
+        )
+    else:
+        if _INTERPRET_DOT:  # numpy has no fma: see table_cell_fp64 (checked against it on the host)
+            u = (y.to(tl.float64) * scale + offset).to(tl.float32)
+        else:
+            u = tl.fma(y, scale, offset)
+        u = tl.minimum(tl.where(u > 0.0, u, 0.0), 1.0)  # NaN -> 0, like fma.rn.sat
+        v = (u * 32.0 + 12582912.0).to(tl.int32, bitcast=True)
+        entry = tab_ptr + 2 * (v - _MAGIC_BITS)
+        lo = tl.load(entry)
+        b = tl.load(entry + 1).to(tl.float32, bitcast=True)
+        idx = lo + (y > b).to(tl.int32)
+    return idx
+
 
 @triton.jit
 def _bucketize4_symmetric(y, bnd_ptr, USE_ASM: tl.constexpr):
@@ -295,7 +403,7 @@ _SMALL_LAUNCH = dict(_FIRST.kwargs, num_warps=_FIRST.num_warps, num_stages=_FIRS
 
 @triton.autotune(
     configs=COMPRESS_CONFIGS,
-    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "BF16_PIECES", "USE_ASM", "PREFETCH"],
+    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "TABLE", "BF16_PIECES", "USE_ASM", "PREFETCH"],
 )
 @triton.jit
 def _compress_kernel(
@@ -305,6 +413,9 @@ def _compress_kernel(
     packed_ptr,
     norms_ptr,
     slot_ptr,
+    tab_ptr,
+    tab_scale,
+    tab_offset,
     n_rows,
     H,
     sx_t,
@@ -324,6 +435,7 @@ def _compress_kernel(
     IN_KIND: tl.constexpr,
     HAS_SLOTS: tl.constexpr,
     SYMMETRIC: tl.constexpr,
+    TABLE: tl.constexpr,
     BF16_PIECES: tl.constexpr,
     USE_ASM: tl.constexpr,
     PREFETCH: tl.constexpr,
@@ -372,7 +484,9 @@ def _compress_kernel(
                 p0, p1, p2 = _rotation_tile(rot_ptr, c0, offs_k, D, CHUNK, IN_KIND, PERMUTE)
             y = _rotate(x, p0, p1, p2, IN_KIND, BF16_PIECES) * inv[:, None]
             # torch.bucketize(y, boundaries): number of boundaries strictly below y
-            if BITS == 4 and SYMMETRIC:
+            if TABLE:
+                idx = _bucketize_table(y, tab_ptr, tab_scale, tab_offset, USE_ASM)
+            elif BITS == 4 and SYMMETRIC:
                 idx = _bucketize4_symmetric(y, bnd_ptr, USE_ASM)
             elif BITS == 4:
                 idx = _bucketize4(y, bnd_ptr)
@@ -521,6 +635,8 @@ def tq4_compress(
     # the autotuner's wrapper costs as much host time as the launch itself
     large = n_rows >= TUNE_ROWS
     kernel = _compress_kernel[grid] if large else _compress_kernel.fn[grid]
+    table = bucket_table(boundaries) if BUCKET_TABLE else None
+    tab, tab_scale, tab_offset = table if table is not None else (boundaries, 1.0, 0.0)
     kernel(
         x3,
         rotation,
@@ -528,6 +644,9 @@ def tq4_compress(
         p3,
         n3,
         slot_mapping if slot_mapping is not None else n3,
+        tab,
+        tab_scale,
+        tab_offset,
         n_rows,
         x3.shape[1],
         x3.stride(0),
@@ -547,7 +666,8 @@ def tq4_compress(
         IN_KIND=_IN_KIND[x.dtype],
         HAS_SLOTS=slot_mapping is not None,
         # Lloyd-Max boundaries are symmetric (checked once per boundaries tensor)
-        SYMMETRIC=bits == 4 and is_symmetric(boundaries),
+        SYMMETRIC=bits == 4 and table is None and is_symmetric(boundaries),
+        TABLE=table is not None,
         BF16_PIECES=BF16_PIECES,
         USE_ASM=BUCKET_ASM and not INTERPRET,
         PREFETCH=PREFETCH_ROWS,

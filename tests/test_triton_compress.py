@@ -243,6 +243,28 @@ def test_bucket_asm_kernel_matches_the_triton_path(table, monkeypatch):
     _assert_indices_match(q, x, got, got_n)
 
 
+def test_large_writes_are_tuned_once_then_launched_directly(monkeypatch):
+    """A large write goes through the autotuner once per kernel variant; its pick is
+    remembered and later writes launch it directly, with the same bytes."""
+    import turboquant.triton.compress as compress
+
+    monkeypatch.setattr(compress, "TUNE_ROWS", 64)
+    monkeypatch.setattr(compress, "_TUNED", {})
+    q = _quantizer(128, 4)
+    x = torch.randn(40, 2, 128, device=DEVICE, dtype=torch.bfloat16)
+    first = tq4_compress(x, q.rotation, q.boundaries, bits=4)
+    assert len(compress._TUNED) == 1
+    (launch,) = compress._TUNED.values()
+    assert launch["BLOCK_R"] == compress._compress_kernel.best_config.kwargs["BLOCK_R"]
+    calls = []
+    monkeypatch.setattr(compress._compress_kernel, "run", lambda *a, **k: calls.append(1))
+    again = tq4_compress(x, q.rotation, q.boundaries, bits=4)  # not through the autotuner
+    assert not calls and torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
+    _assert_indices_match(q, x, *first)
+    tq4_compress(x[:20], q.rotation, q.boundaries, bits=4)  # 40 rows < TUNE_ROWS: the first config
+    assert not calls and len(compress._TUNED) == 1
+
+
 @pytest.mark.parametrize("prefetch", [True, False])
 @pytest.mark.parametrize("programs", [1, 3])
 def test_persistent_programs_walk_every_row_block(prefetch, programs, monkeypatch):

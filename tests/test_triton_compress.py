@@ -147,10 +147,10 @@ def test_bucket_table_refuses_boundaries_closer_than_a_cell():
     assert bucket_table(torch.tensor([-0.3, 0.1, 0.8])) is not None
 
 
-@pytest.mark.parametrize("bits", [2, 3, 4])
+@pytest.mark.parametrize("bits", [3, 4])
 def test_table_bucketing_writes_the_search_paths_bytes(bits, monkeypatch):
-    """The table lookup (the default) and the search paths bucket the same rotated
-    coordinates, so they write the same bytes."""
+    """The table lookup (the default for 3 and 4 bits; 2-bit indices keep the linear count)
+    and the search paths bucket the same rotated coordinates, so they write the same bytes."""
     import turboquant.triton.compress as compress
 
     torch.manual_seed(bits)
@@ -162,6 +162,19 @@ def test_table_bucketing_writes_the_search_paths_bytes(bits, monkeypatch):
     want = tq4_compress(x, q.rotation, q.boundaries, bits=bits)
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
     _assert_indices_match(q, x, *got)
+
+
+def test_two_bit_indices_keep_the_linear_count(monkeypatch):
+    """2-bit writes never build or read a cell table (three comparisons are cheaper)."""
+    import turboquant.triton.compress as compress
+
+    def no_table(boundaries):
+        raise AssertionError("2-bit compress asked for a cell table")
+
+    monkeypatch.setattr(compress, "bucket_table", no_table)
+    q = _quantizer(128, 2)
+    x = torch.randn(8, 2, 128, device=DEVICE, dtype=torch.bfloat16)
+    _assert_indices_match(q, x, *tq4_compress(x, q.rotation, q.boundaries, bits=2))
 
 
 def _run_bucket_asm(asm: str, y: float, bounds: list[int]) -> int:

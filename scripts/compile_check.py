@@ -50,6 +50,7 @@ def variants() -> list[tuple]:
         for asm in (True, False)
         for table in (True, False)
     ]
+    out += [("compress", 64, 4, 1, True, True, True, 3, words3) for words3 in (True, False)]
     out += [("prefill", lookup, 64, 128, 4, 2) for lookup in (True, False)]
     return out
 

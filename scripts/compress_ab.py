@@ -3,9 +3,9 @@
 (medians of CUDA-graph replays: GPU time, no host time), with a torch copy of the same bytes
 as the bandwidth yardstick. A variant is
 ``NAME=VALUE[,NAME=VALUE...]`` over ``compress`` module switches (``BF16_PIECES``,
-``PREFETCH_ROWS``, ``BUCKET_TABLE``, ``BUCKET_ASM``) and the launch ``cfg=BLOCK_R/warps/stages
-[/maxnreg]``. One JSON line per variant and size: ``us``, ``tbps``, ``x_default`` and the
-fraction of packed bytes that differ from the default's.
+``PREFETCH_ROWS``, ``BUCKET_TABLE``, ``BUCKET_ASM``, ``PACK3_WORDS``) and the launch
+``cfg=BLOCK_R/warps/stages[/maxnreg]``. One JSON line per variant and size: ``us``,
+``tbps``, ``x_default`` and the fraction of packed bytes that differ from the default's.
 
     PYTHONPATH=. python scripts/compress_ab.py --variant cfg=64/8/1/128,PREFETCH_ROWS=0,BF16_PIECES=2
 """
@@ -24,7 +24,7 @@ from turboquant.benchmark import switched  # noqa: E402
 from turboquant.quantizer import TurboQuantMSE  # noqa: E402
 from turboquant.triton import compress  # noqa: E402
 
-SWITCHES = ("BF16_PIECES", "PREFETCH_ROWS", "BUCKET_TABLE", "BUCKET_ASM")
+SWITCHES = ("BF16_PIECES", "PREFETCH_ROWS", "BUCKET_TABLE", "BUCKET_ASM", "PACK3_WORDS")
 
 
 def parse_variant(text: str) -> dict:

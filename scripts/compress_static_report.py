@@ -37,11 +37,20 @@ CONFIGS = ((32, 4, 1), (64, 4, 1), (64, 4, 2), (128, 8, 1))  # BLOCK_R, warps, s
 
 
 def compile_compress(
-    block_r: int, warps: int, stages: int, use_asm: bool, prefetch: bool = True, table: bool = True
+    block_r: int,
+    warps: int,
+    stages: int,
+    use_asm: bool,
+    prefetch: bool = True,
+    table: bool = True,
+    bits: int = 4,
+    words3: bool = True,
 ):
     fn = compress._compress_kernel.fn
-    constants = dict(D=128, BLOCK_D=128, CHUNK=128, BITS=4, GSIZE=2, GBYTES=1, IN_KIND=2)
-    constants.update(HAS_SLOTS=False, SYMMETRIC=not table, TABLE=table, BF16_PIECES=compress.BF16_PIECES)
+    gsize, gbytes = compress.group_size(bits)
+    constants = dict(D=128, BLOCK_D=128, CHUNK=128, BITS=bits, GSIZE=gsize, GBYTES=gbytes, IN_KIND=2)
+    constants.update(HAS_SLOTS=False, SYMMETRIC=bits == 4 and not table, TABLE=table)
+    constants.update(WORDS3=bits == 3 and words3, BF16_PIECES=compress.BF16_PIECES)
     constants.update(USE_ASM=use_asm, PREFETCH=prefetch, BLOCK_R=block_r, sx_d=1, sp_b=1)
     types = {"tab_scale": "fp32", "tab_offset": "fp32"}
     return report.compile_sm90(fn, POINTERS, constants, ALIGNED, warps, stages, types=types)

@@ -164,6 +164,28 @@ def test_table_bucketing_writes_the_search_paths_bytes(bits, monkeypatch):
     _assert_indices_match(q, x, *got)
 
 
+@pytest.mark.parametrize("offset", [0, 1])
+def test_three_bit_words_write_the_bytes(offset, monkeypatch):
+    """3-bit rows at d=128 stored as int32 words (``PACK3_WORDS``) hold the same bytes as the
+    single-byte stores, into a fresh output and into a strided one; an output that is not
+    4-byte aligned (``offset`` 1) takes the byte stores."""
+    import turboquant.triton.compress as compress
+
+    monkeypatch.setattr(compress, "PACK3_WORDS", True)
+    torch.manual_seed(offset)
+    q = _quantizer(128, 3)
+    x = torch.randn(21, 3, 128, device=DEVICE, dtype=torch.bfloat16)
+    buf = torch.full((21, 3, 48 + 4 + offset), 0xAB, dtype=torch.uint8, device=DEVICE)
+    out_p, out_n = buf[..., offset : offset + 48], torch.empty(21, 3, device=DEVICE)
+    got = tq4_compress(x, q.rotation, q.boundaries, bits=3)
+    tq4_compress(x, q.rotation, q.boundaries, bits=3, out_packed=out_p, out_norms=out_n)
+    monkeypatch.setattr(compress, "PACK3_WORDS", False)
+    want = tq4_compress(x, q.rotation, q.boundaries, bits=3)
+    assert torch.equal(got[0], want[0]) and torch.equal(out_p, want[0])
+    assert (buf[..., :offset] == 0xAB).all() and (buf[..., offset + 48 :] == 0xAB).all()
+    _assert_indices_match(q, x, *got)
+
+
 def test_two_bit_indices_keep_the_linear_count(monkeypatch):
     """2-bit writes never build or read a cell table (three comparisons are cheaper)."""
     import turboquant.triton.compress as compress

@@ -241,6 +241,12 @@ BUCKET_ASM = True
 # load the next row block of a persistent program before this block's math (register double
 # buffering: the load latency hides behind the rotation and the bucketing)
 PREFETCH_ROWS = True
+# 3-bit indices (d = 128): each thread's 32 consecutive coordinates stored as three int32 words
+# instead of 12 single-byte stores (Triton 3.6 static, BLOCK_R 64 / 4 warps: 24 STG.E.U8 per
+# thread and block -> 6 STG.E, 1584 -> 1537 loop instructions). Written in session 32 after its
+# last device minutes: never run on a GPU, so off until docs/results/h100-2026-12-07-s32/
+# scripts/run5.sh (the compress GPU tests, then the A/B) has run
+PACK3_WORDS = False
 
 # Bucketing by a table lookup (3- and 4-bit indices; any sorted boundaries at least a few
 # hundredths of their span apart, Lloyd-Max's are): a rotated coordinate ``y`` goes to cell
@@ -409,7 +415,7 @@ _TUNED: dict[tuple, dict] = {}  # the autotuner's pick per device and kernel var
 
 @triton.autotune(
     configs=COMPRESS_CONFIGS,
-    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "TABLE", "BF16_PIECES", "USE_ASM", "PREFETCH"],
+    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "TABLE", "WORDS3", "BF16_PIECES", "USE_ASM", "PREFETCH"],
 )
 @triton.jit
 def _compress_kernel(
@@ -442,6 +448,7 @@ def _compress_kernel(
     HAS_SLOTS: tl.constexpr,
     SYMMETRIC: tl.constexpr,
     TABLE: tl.constexpr,
+    WORDS3: tl.constexpr,
     BF16_PIECES: tl.constexpr,
     USE_ASM: tl.constexpr,
     PREFETCH: tl.constexpr,
@@ -513,12 +520,25 @@ def _compress_kernel(
                 ok = tl.broadcast_to(row_ok[:, None], (BLOCK_R, NG))
             else:
                 ok = row_ok[:, None] & (grp[None, :] * GSIZE < D)
-            for k in tl.static_range(GBYTES):
-                tl.store(
-                    out_row[:, None] + (grp[None, :] * GBYTES + k) * sp_b,
-                    ((word >> (8 * k)) & 0xFF).to(tl.uint8),
-                    mask=ok,
-                )
+            if WORDS3:
+                # 3 bits: four consecutive 24-bit groups (which one thread holds in accumulator
+                # order) are 12 bytes, stored as three int32 words rather than 12 single bytes
+                ga, gb = tl.split(tl.reshape(word, (BLOCK_R, NG // 4, 2, 2)))  # groups 4q+2a, 4q+2a+1
+                g0, g2 = tl.split(ga)
+                g1, g3 = tl.split(gb)
+                quad = (c0 // 32) * 3 + 3 * tl.arange(0, NG // 4)
+                words = out_row.to(tl.pointer_type(tl.int32))[:, None] + quad[None, :]
+                quad_ok = tl.broadcast_to(row_ok[:, None], (BLOCK_R, NG // 4))
+                tl.store(words, g0 | (g1 << 24), mask=quad_ok)
+                tl.store(words + 1, (g1 >> 8) | (g2 << 16), mask=quad_ok)
+                tl.store(words + 2, (g2 >> 16) | (g3 << 8), mask=quad_ok)
+            else:
+                for k in tl.static_range(GBYTES):
+                    tl.store(
+                        out_row[:, None] + (grp[None, :] * GBYTES + k) * sp_b,
+                        ((word >> (8 * k)) & 0xFF).to(tl.uint8),
+                        mask=ok,
+                    )
 
 
 @functools.cache
@@ -653,6 +673,14 @@ def tq4_compress(
         # Lloyd-Max boundaries are symmetric (checked once per boundaries tensor)
         SYMMETRIC=bits == 4 and table is None and is_symmetric(boundaries),
         TABLE=table is not None,
+        # 3-bit rows of 48 bytes written as int32 words (4-byte aligned rows only)
+        WORDS3=bits == 3
+        and d == 128
+        and PACK3_WORDS
+        and p3.data_ptr() % 4 == 0
+        and p3.stride(0) % 4 == 0
+        and p3.stride(1) % 4 == 0
+        and p3.stride(2) == 1,
         BF16_PIECES=BF16_PIECES,
         USE_ASM=BUCKET_ASM and not INTERPRET,
         PREFETCH=PREFETCH_ROWS,

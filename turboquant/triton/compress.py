@@ -689,12 +689,13 @@ def tq4_compress(
     # and for small writes (decode steps, the first config), the kernel is launched directly:
     # the autotuner's wrapper costs as much host time as the launch itself (H100, session 32:
     # ~35 µs per call, which a lone call's CUDA-event timing counts).
-    tuned_key = (dev, *(constants[k] for k in _compress_kernel.keys))
+    tuned_key = None
     if LAUNCH_CONFIG is not None:
         launch = LAUNCH_CONFIG
     elif n_rows < TUNE_ROWS:
         launch = _SMALL_LAUNCH
     else:
+        tuned_key = (dev, *(constants[k] for k in _compress_kernel.keys))
         launch = _TUNED.get(tuned_key)
     args = (x3, rotation, boundaries, p3, n3, slot_mapping if slot_mapping is not None else n3)
     args += (tab, tab_scale, tab_offset, n_rows, x3.shape[1], *x3.stride(), *p3.stride(), *n3.stride())

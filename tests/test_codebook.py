@@ -87,6 +87,7 @@ def test_bad_codebook_arguments(d, bits):
 def test_rotations_are_orthogonal_fp32_and_seeded(kind, d):
     r = random_rotation(d, seed=7, kind=kind)
     assert r.dtype == torch.float32 and r.shape == (d, d)
+    assert r.is_contiguous()  # kernels take it as it is; a transposed layout costs a copy per call
     eye = torch.eye(d, dtype=torch.float64)
     torch.testing.assert_close(r.double() @ r.double().T, eye, atol=1e-6, rtol=0)
     assert torch.equal(r, random_rotation(d, seed=7, kind=kind))

@@ -278,6 +278,18 @@ def test_bucket_asm_kernel_matches_the_triton_path(table, monkeypatch):
     _assert_indices_match(q, x, got, got_n)
 
 
+def test_quantizer_rotation_is_launched_without_a_copy(monkeypatch):
+    """TurboQuantMSE's rotation reaches the kernel as it is (row-major), not copied per call."""
+    import turboquant.triton.compress as compress
+
+    q = _quantizer(128, 4)
+    seen = []
+    checked = compress._check_rotation
+    monkeypatch.setattr(compress, "_check_rotation", lambda *a: seen.append(checked(*a)) or seen[-1])
+    tq4_compress(torch.randn(4, 2, 128, device=DEVICE), q.rotation, q.boundaries, bits=4)
+    assert seen[0].data_ptr() == q.rotation.data_ptr()
+
+
 def test_large_writes_are_tuned_once_then_launched_directly(monkeypatch):
     """A large write goes through the autotuner once per kernel variant; its pick is
     remembered and later writes launch it directly, with the same bytes."""

@@ -32,7 +32,9 @@ def _rotation_cpu(d: int, seed: int, kind: str) -> torch.Tensor:
             h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
         signs = torch.randint(0, 2, (d,), generator=gen).to(torch.float64) * 2 - 1
         q = h * signs.unsqueeze(0) / d**0.5
-    return q.to(torch.float32)
+    # row-major: LAPACK's Q comes column-major, and a transposed layout made every kernel
+    # launch that takes the rotation copy it first (tq4_compress: a 64 KB copy per call)
+    return q.to(torch.float32).contiguous()
 
 
 def random_rotation(

@@ -100,8 +100,9 @@ def _compress_case(bits: int, tokens: int, heads: int = 8, d: int = 128) -> None
     # the variants, timed in interleaved rounds (machine drift hits all of them alike)
     variants = {"torch_copy": lambda: dst.copy_(src), "tq4_compress": run(q.boundaries)}
     # the searches instead of the cell table (compress.BUCKET_TABLE = False): for 4 bits the
-    # sign-folded one, the default before session 32
-    variants["tq4_compress[search bucketize]"] = run(q.boundaries, table=False)
+    # sign-folded one, the default before session 32 (2-bit indices never take the table)
+    if bits >= 3:
+        variants["tq4_compress[search bucketize]"] = run(q.boundaries, table=False)
     if bits == 4:
         # the general search (boundaries not symmetric: one nudged by an ulp)
         general = q.boundaries.clone()

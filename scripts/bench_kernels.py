@@ -33,6 +33,7 @@ import turboquant.triton.compress as compress_module  # noqa: E402
 import turboquant.triton.flash_attention as flash_attention_module  # noqa: E402
 from turboquant.benchmark import switched  # noqa: E402
 from turboquant.quantizer import TurboQuantMSE  # noqa: E402
+from turboquant.rotation import random_rotation  # noqa: E402
 from turboquant.triton import (  # noqa: E402
     tq4_compress,
     triton_flash_attention,
@@ -90,10 +91,12 @@ def _compress_case(bits: int, tokens: int, heads: int = 8, d: int = 128) -> None
     src = torch.empty(moved // 2, dtype=torch.uint8, device="cuda")  # a copy moves 2x its size
     dst = torch.empty_like(src)
 
-    def run(boundaries, bucket_asm: bool = True, prefetch: bool = True, table: bool = True):
+    def run(boundaries, bucket_asm: bool = True, prefetch: bool = True, table: bool = True, rotation=None):
+        rot = q.rotation if rotation is None else rotation
+
         def fn():
             with switched(compress_module, BUCKET_ASM=bucket_asm, PREFETCH_ROWS=prefetch, BUCKET_TABLE=table):
-                tq4_compress(x, q.rotation, boundaries, bits=bits, out_packed=packed, out_norms=norms)
+                tq4_compress(x, rot, boundaries, bits=bits, out_packed=packed, out_norms=norms)
 
         return fn
 
@@ -112,6 +115,10 @@ def _compress_case(bits: int, tokens: int, heads: int = 8, d: int = 128) -> None
         variants["tq4_compress[triton bucketize]"] = run(q.boundaries, bucket_asm=False)
         # each row block loaded when its math starts (compress.PREFETCH_ROWS = False)
         variants["tq4_compress[no prefetch]"] = run(q.boundaries, prefetch=False)
+    # the randomized Hadamard rotation (random_rotation(kind="hadamard")): one +-1 piece on the
+    # tensor cores instead of three (compress.SIGN_ROTATION)
+    hadamard = random_rotation(d, kind="hadamard", device="cuda")
+    variants["tq4_compress[hadamard rotation]"] = run(q.boundaries, rotation=hadamard)
     # GPU time per call from CUDA-graph replays (no host time, as in a captured prefill); the
     # default's lone eager calls too (each timed alone, so its host time counts)
     for fn in variants.values():

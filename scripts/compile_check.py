@@ -51,6 +51,9 @@ def variants() -> list[tuple]:
         for table in (True, False)
     ]
     out += [("compress", 64, 4, 1, True, True, True, 3, words3) for words3 in (True, False)]
+    out += [
+        ("compress", *cfg, True, True, True, 4, False, True) for cfg in ((64, 4, 1), (128, 8, 1))
+    ]  # signs
     out += [("prefill", lookup, 64, 128, 4, 2) for lookup in (True, False)]
     return out
 

@@ -2,7 +2,8 @@
 
 Compiles ``_compress_kernel`` as ``tq4_compress`` launches it for bf16 input, d=128, 4-bit
 indices and symmetric boundaries, at the autotune configs named below, with the Triton
-bucketing and with the inline-PTX one (``BUCKET_ASM``), assembles it with Triton's bundled
+bucketing and with the inline-PTX one (``BUCKET_ASM``), and with a Hadamard rotation's sign
+piece (``SIGNS``), assembles it with Triton's bundled
 ptxas and prints registers, spills, shared memory and the SASS histogram of the row-block loop
 (as ``decode_static_report.py`` does), per coordinate and thread.
 
@@ -45,14 +46,15 @@ def compile_compress(
     table: bool = True,
     bits: int = 4,
     words3: bool = True,
+    signs: bool = False,
 ):
     fn = compress._compress_kernel.fn
     gsize, gbytes = compress.group_size(bits)
     constants = dict(D=128, BLOCK_D=128, CHUNK=128, BITS=bits, GSIZE=gsize, GBYTES=gbytes, IN_KIND=2)
     constants.update(HAS_SLOTS=False, SYMMETRIC=bits == 4 and not table, TABLE=table)
-    constants.update(WORDS3=bits == 3 and words3, BF16_PIECES=compress.BF16_PIECES)
+    constants.update(WORDS3=bits == 3 and words3, BF16_PIECES=compress.BF16_PIECES, SIGNS=signs)
     constants.update(USE_ASM=use_asm, PREFETCH=prefetch, BLOCK_R=block_r, sx_d=1, sp_b=1)
-    types = {"tab_scale": "fp32", "tab_offset": "fp32"}
+    types = {"tab_scale": "fp32", "tab_offset": "fp32", "rot_scale": "fp32"}
     return report.compile_sm90(fn, POINTERS, constants, ALIGNED, warps, stages, types=types)
 
 
@@ -75,6 +77,16 @@ def main() -> None:
                     f"instructions, {per_coord:.1f} per coordinate and thread"
                 )
                 print("   ", ", ".join(f"{op} {c}" for op, c in st["ops"].most_common(10)))
+        for block_r, warps, stages in CONFIGS:  # a Hadamard rotation: one sign piece (SIGNS)
+            kernel = compile_compress(block_r, warps, stages, True, True, True, signs=True)
+            st = report.kernel_stats(kernel, Path(tmp))
+            per_coord = st["loop"] * warps * 32 / (block_r * 128)
+            print(
+                f"BLOCK_R={block_r} warps={warps} stages={stages} asm table bucketing, prefetch, "
+                f"sign piece: {st['registers']} registers, spill {st['spill'][0]} B, shared "
+                f"{st['shared']} B; loop: {st['loop']} SASS instructions, {per_coord:.1f} per "
+                "coordinate and thread"
+            )
 
 
 if __name__ == "__main__":

@@ -278,6 +278,38 @@ def test_bucket_asm_kernel_matches_the_triton_path(table, monkeypatch):
     _assert_indices_match(q, x, got, got_n)
 
 
+@pytest.mark.parametrize("d", [64, 128, 256])
+@pytest.mark.parametrize("bits", [2, 4])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_hadamard_rotation_goes_through_one_sign_piece(d, bits, dtype, monkeypatch):
+    """A randomized Hadamard rotation (every entry +-1/sqrt(d)) is rotated as one exact dot
+    against its signs and a scale: the quantizer's indices, and the three-piece path's bytes
+    except at boundary ties."""
+    import turboquant.triton.compress as compress
+
+    torch.manual_seed(d + bits)
+    q = TurboQuantMSE(d, bits, rotation="hadamard").to(DEVICE)
+    assert compress.sign_scale(q.rotation) == pytest.approx(d**-0.5, rel=1e-7)
+    x = (torch.randn(4, 6, d, device=DEVICE) * 2).to(dtype)
+    packed, norms = tq4_compress(x, q.rotation, q.boundaries, bits=bits)
+    _assert_indices_match(q, x, packed, norms)
+    monkeypatch.setattr(compress, "SIGN_ROTATION", False)
+    pieces, pieces_norms = tq4_compress(x, q.rotation, q.boundaries, bits=bits)
+    assert torch.equal(norms, pieces_norms)
+    assert (packed != pieces).float().mean().item() < 1e-2
+
+
+def test_sign_scale_only_for_one_magnitude():
+    import turboquant.triton.compress as compress
+
+    had = TurboQuantMSE(64, 4, rotation="hadamard").rotation.clone()
+    assert compress.sign_scale(had) == float(had.abs()[0, 0])
+    assert compress.sign_scale(TurboQuantMSE(64, 4).rotation) is None  # Haar-random (QR)
+    had[3, 5] = torch.nextafter(had[3, 5], torch.tensor(2.0))  # in place: a new version
+    assert compress.sign_scale(had) is None
+    assert compress.sign_scale(torch.zeros(64, 64)) is None
+
+
 def test_quantizer_rotation_is_launched_without_a_copy(monkeypatch):
     """TurboQuantMSE's rotation reaches the kernel as it is (row-major), not copied per call."""
     import turboquant.triton.compress as compress

@@ -45,6 +45,11 @@ _INTERPRET_DOT = tl.constexpr(INTERPRET)
 # tensor-core work and shared memory; rotated coordinates within ~1e-6 of fp32's)
 BF16_PIECES = 3
 
+# rotations whose entries all share one magnitude c (the randomized Hadamard of
+# `random_rotation(kind="hadamard")`: +-1/sqrt(d)) go to the tensor cores as one +-1 piece for
+# 16-bit input: each product is exact, so one dot and a scale by c give what three pieces give
+SIGN_ROTATION = True
+
 # dtype code of the kernel input (selects the rotation-split scheme)
 _IN_KIND = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
@@ -155,19 +160,25 @@ def _rotation_tile(
     CHUNK: tl.constexpr,
     IN_KIND: tl.constexpr,
     PERMUTE: tl.constexpr,
+    SIGNS: tl.constexpr,
 ):
     """Columns ``[c0, c0 + CHUNK)`` of ``Pi.T`` (in accumulator order) as the operands of
     :func:`_rotate`: fp32 ``pit`` three times for fp32 input (IN_KIND 0); for fp16 input two
     fp16 pieces ``(p0, p1, p1)`` with ``pit ≈ p0 + p1 / 2**11`` (the second scaled clear of
     subnormals), ~22 bits; for bf16 input three bf16 pieces with ``pit ≈ p0 + p1 + p2``
-    (bf16 has fp32's exponent range, so no scaling), ~24 bits."""
+    (bf16 has fp32's exponent range, so no scaling), ~24 bits. With ``SIGNS`` (16-bit input,
+    every entry ``+-c``): the signs ``+-1`` in the input dtype, three times."""
     cols = c0 + _accumulator_order(tl.arange(0, CHUNK), CHUNK, PERMUTE)
     pit = tl.load(
         rot_ptr + cols[None, :] * D + offs_k[:, None],
         mask=(cols[None, :] < D) & (offs_k[:, None] < D),
         other=0.0,
     )
-    if IN_KIND == 0:
+    if SIGNS:
+        sgn = tl.where(pit > 0, 1.0, tl.where(pit < 0, -1.0, 0.0))
+        sgn = sgn.to(tl.float16) if IN_KIND == 1 else sgn.to(tl.bfloat16)
+        return sgn, sgn, sgn
+    elif IN_KIND == 0:
         return pit, pit, pit
     elif IN_KIND == 1:
         p0 = pit.to(tl.float16)
@@ -415,7 +426,18 @@ _TUNED: dict[tuple, dict] = {}  # the autotuner's pick per device and kernel var
 
 @triton.autotune(
     configs=COMPRESS_CONFIGS,
-    key=["D", "BITS", "IN_KIND", "SYMMETRIC", "TABLE", "WORDS3", "BF16_PIECES", "USE_ASM", "PREFETCH"],
+    key=[
+        "D",
+        "BITS",
+        "IN_KIND",
+        "SYMMETRIC",
+        "TABLE",
+        "WORDS3",
+        "BF16_PIECES",
+        "SIGNS",
+        "USE_ASM",
+        "PREFETCH",
+    ],
 )
 @triton.jit
 def _compress_kernel(
@@ -428,6 +450,7 @@ def _compress_kernel(
     tab_ptr,
     tab_scale,
     tab_offset,
+    rot_scale,
     n_rows,
     H,
     sx_t,
@@ -450,6 +473,7 @@ def _compress_kernel(
     TABLE: tl.constexpr,
     WORDS3: tl.constexpr,
     BF16_PIECES: tl.constexpr,
+    SIGNS: tl.constexpr,
     USE_ASM: tl.constexpr,
     PREFETCH: tl.constexpr,
     BLOCK_R: tl.constexpr,
@@ -462,7 +486,7 @@ def _compress_kernel(
     ONE_CHUNK: tl.constexpr = CHUNK >= BLOCK_D
     PERMUTE: tl.constexpr = (D == BLOCK_D) and (CHUNK % 32 == 0)
     if ONE_CHUNK:
-        p0_all, p1_all, p2_all = _rotation_tile(rot_ptr, 0, offs_k, D, CHUNK, IN_KIND, PERMUTE)
+        p0_all, p1_all, p2_all = _rotation_tile(rot_ptr, 0, offs_k, D, CHUNK, IN_KIND, PERMUTE, SIGNS)
     step = tl.num_programs(0)
     if PREFETCH:  # the first block's rows; each iteration loads the next block's before its math
         x_next = _load_row_block(x_ptr, tl.program_id(0), n_rows, H, sx_t, sx_h, sx_d, offs_k, D, BLOCK_R)
@@ -494,8 +518,11 @@ def _compress_kernel(
             if ONE_CHUNK:
                 p0, p1, p2 = p0_all, p1_all, p2_all
             else:
-                p0, p1, p2 = _rotation_tile(rot_ptr, c0, offs_k, D, CHUNK, IN_KIND, PERMUTE)
-            y = _rotate(x, p0, p1, p2, IN_KIND, BF16_PIECES) * inv[:, None]
+                p0, p1, p2 = _rotation_tile(rot_ptr, c0, offs_k, D, CHUNK, IN_KIND, PERMUTE, SIGNS)
+            if SIGNS:  # Pi = c * signs: one exact dot, then the norm and c in one scale
+                y = dot(x, p0) * (inv * rot_scale)[:, None]
+            else:
+                y = _rotate(x, p0, p1, p2, IN_KIND, BF16_PIECES) * inv[:, None]
             # torch.bucketize(y, boundaries): number of boundaries strictly below y
             if TABLE:
                 idx = _bucketize_table(y, tab_ptr, tab_scale, tab_offset, USE_ASM)
@@ -554,6 +581,20 @@ def _validate_codebook_vec(name: str, t: object, n: int, device: torch.device) -
     if t.shape[0] != n:
         raise ValueError(f"{name}: expected {n} entries, got {t.shape[0]}")
     return t.contiguous()
+
+
+def _sign_scale(rotation: torch.Tensor) -> float | None:
+    mag = rotation.abs()
+    c = mag.flatten()[0]
+    return float(c) if bool(c > 0) and bool((mag == c).all()) else None
+
+
+def sign_scale(rotation: torch.Tensor) -> float | None:
+    """``c`` when every entry of ``rotation`` is ``+c`` or ``-c`` (the randomized Hadamard),
+    else None. Read once per rotation tensor and in-place version (a device sync), then
+    remembered; while a CUDA graph is being captured an unseen rotation gets None (the
+    three-piece path is always right)."""
+    return per_codebook(rotation, "sign scale", _sign_scale, while_capturing=lambda r: None)
 
 
 def _check_rotation(rotation: object, d: int, device: torch.device) -> torch.Tensor:
@@ -661,6 +702,7 @@ def tq4_compress(
     # session 32 run 4: 456 against 530 µs at 256K tokens in GPU time; 3-bit 1058 against 1027)
     table = bucket_table(boundaries) if BUCKET_TABLE and bits >= 3 else None
     tab, tab_scale, tab_offset = table if table is not None else (boundaries, 1.0, 0.0)
+    rot_scale = sign_scale(rotation) if SIGN_ROTATION and x.dtype != torch.float32 else None
     constants = dict(
         D=d,
         BLOCK_D=block_d,
@@ -682,6 +724,7 @@ def tq4_compress(
         and p3.stride(1) % 4 == 0
         and p3.stride(2) == 1,
         BF16_PIECES=BF16_PIECES,
+        SIGNS=rot_scale is not None,
         USE_ASM=BUCKET_ASM and not INTERPRET,
         PREFETCH=PREFETCH_ROWS,
     )
@@ -698,7 +741,17 @@ def tq4_compress(
         tuned_key = (dev, *(constants[k] for k in _compress_kernel.keys))
         launch = _TUNED.get(tuned_key)
     args = (x3, rotation, boundaries, p3, n3, slot_mapping if slot_mapping is not None else n3)
-    args += (tab, tab_scale, tab_offset, n_rows, x3.shape[1], *x3.stride(), *p3.stride(), *n3.stride())
+    args += (
+        tab,
+        tab_scale,
+        tab_offset,
+        rot_scale or 1.0,
+        n_rows,
+        x3.shape[1],
+        *x3.stride(),
+        *p3.stride(),
+        *n3.stride(),
+    )
     if launch is None:
         _compress_kernel[grid](*args, **constants)
         best = _compress_kernel.best_config

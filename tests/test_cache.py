@@ -157,6 +157,26 @@ def test_kernel_append_matches_quantizer(bits, monkeypatch):
     assert torch.equal(ref.unpack(vp).long(), 2**bits - 1 - idx)  # -k: the mirrored cells
 
 
+def test_hadamard_rotation_cache_through_the_kernel(monkeypatch):
+    """``rotation="hadamard"``: bf16 K/V through the compress kernel (its sign-piece path) give
+    the indices of the Hadamard quantizer; head_dim 96 has no Hadamard rotation."""
+    monkeypatch.setattr(cache_module, "_use_compress_kernel", lambda x, q: True)
+    cache = CompressedDynamicCache(k_bits=4, v_bits=4, seed=5, rotation="hadamard", fused_mode=True)
+    k = (torch.randn(2, 3, 6, 128, device=DEVICE) * 3).to(torch.bfloat16)
+    cache.update(k, k, 0)
+    kp, kn, _, _ = cache.get_compressed(0)
+    ref = TurboQuantMSE(128, 4, seed=5, rotation="hadamard").to(DEVICE)
+    assert cache.get_quantizers(0)[0].rotation_kind == "hadamard"
+    rp, rn = ref.quantize_packed(k.float())
+    torch.testing.assert_close(kn, rn, rtol=1e-5, atol=0)
+    idx, want = ref.unpack(kp).long(), ref.unpack(rp).long()
+    assert (idx - want).abs().max() <= 1 and (idx != want).float().mean() < 1e-3
+    with pytest.raises(ValueError, match="power-of-two"):
+        CompressedDynamicCache(rotation="hadamard").update(
+            torch.randn(1, 1, 2, 96), torch.randn(1, 1, 2, 96), 0
+        )
+
+
 def test_incremental_dequantization_only_new_tokens(monkeypatch):
     calls = []
     original = _PackedStream.dequantize
@@ -299,6 +319,8 @@ def test_bad_arguments():
         CompressedDynamicCache(k_bits=5)
     with pytest.raises(TypeError, match="v_bits"):
         CompressedDynamicCache(v_bits="4")
+    with pytest.raises(ValueError, match="rotation"):
+        CompressedDynamicCache(rotation="haar")
     with pytest.raises(TypeError, match="PreTrainedConfig"):
         CompressedDynamicCache(config={"num_hidden_layers": 2})
     cache = CompressedDynamicCache()

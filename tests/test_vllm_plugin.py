@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from turboquant.vllm import bits_from_env, capacity_gain, override_backends_from_env
+from turboquant.vllm import bits_from_env, capacity_gain, override_backends_from_env, rotation_from_env
 
 
 def test_bits_from_env_defaults_and_values():
@@ -30,6 +30,13 @@ def test_bits_from_env_defaults_and_values():
 def test_bits_from_env_rejects_bad_values(env, match):
     with pytest.raises(ValueError, match=match):
         bits_from_env(env)
+
+
+def test_rotation_from_env():
+    assert rotation_from_env({}) == "qr" and rotation_from_env({"TURBOQUANT_ROTATION": " "}) == "qr"
+    assert rotation_from_env({"TURBOQUANT_ROTATION": " Hadamard"}) == "hadamard"
+    with pytest.raises(ValueError, match=r"TURBOQUANT_ROTATION: expected one of qr, hadamard, got 'haar'"):
+        rotation_from_env({"TURBOQUANT_ROTATION": "haar"})
 
 
 def test_override_backend_names():

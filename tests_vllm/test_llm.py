@@ -55,6 +55,7 @@ def generate(model_dir: Path, which: str) -> dict:
         TOKENIZERS_PARALLELISM="false",
     )
     env.pop("TURBOQUANT_VLLM_OVERRIDE", None)
+    env.pop("TURBOQUANT_ROTATION", None)
     if which == "tq":
         env["TURBOQUANT_VLLM_OVERRIDE"] = "CPU_ATTN"  # the CPU platform ignores --attention-backend
     res = subprocess.run(

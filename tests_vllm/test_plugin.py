@@ -30,7 +30,7 @@ GIB = 2**30
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ("TURBOQUANT_K_BITS", "TURBOQUANT_V_BITS", "TURBOQUANT_VLLM_OVERRIDE"):
+    for name in ("TURBOQUANT_K_BITS", "TURBOQUANT_V_BITS", "TURBOQUANT_VLLM_OVERRIDE", "TURBOQUANT_ROTATION"):
         monkeypatch.delenv(name, raising=False)
     yield
     AttentionBackendEnum.CPU_ATTN.clear_override()
@@ -71,6 +71,7 @@ def test_override_routes_the_cpu_platform_to_tq4(monkeypatch):
     [
         ({"TURBOQUANT_VLLM_OVERRIDE": "NOT_A_BACKEND"}, "unknown vLLM attention backend 'NOT_A_BACKEND'"),
         ({"TURBOQUANT_K_BITS": "6"}, "TURBOQUANT_K_BITS: expected one of 2, 3, 4"),
+        ({"TURBOQUANT_ROTATION": "haar"}, "TURBOQUANT_ROTATION: expected one of qr, hadamard"),
     ],
 )
 def test_registration_fails_early_on_bad_env(monkeypatch, env, match):
@@ -78,6 +79,15 @@ def test_registration_fails_early_on_bad_env(monkeypatch, env, match):
         monkeypatch.setenv(k, v)
     with pytest.raises(ValueError, match=match):
         register_tq4_backend()
+
+
+def test_hadamard_rotation_reaches_the_impl(monkeypatch):
+    from turboquant.vllm.backend import TQ4AttentionImpl
+
+    monkeypatch.setenv("TURBOQUANT_ROTATION", "hadamard")
+    assert TQ4AttentionImpl(4, 128, 128**-0.5, 2).rotation == "hadamard"
+    with pytest.raises(ValueError, match="power-of-two head size, got 96"):
+        TQ4AttentionImpl(4, 96, 96**-0.5, 2)
 
 
 def test_validate_configuration_as_the_cuda_selector_does():

@@ -33,6 +33,7 @@ from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from .packing import packed_nbytes
 from .quantizer import TurboQuantMSE
+from .rotation import ROTATION_KINDS
 from .validation import check_bits, check_tensor
 
 CACHE_BITS = (2, 3, 4, 8)
@@ -162,14 +163,14 @@ class _QuantizerBank:
     """Lazily built quantizers keyed by ``(head_dim, bits, device)``; K and V share a seed and
     therefore the rotation of a head_dim."""
 
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
+    def __init__(self, seed: int, rotation: str = "qr") -> None:
+        self.seed, self.rotation = seed, rotation
         self._bank: dict[tuple[int, int, torch.device], TurboQuantMSE] = {}
 
     def get(self, head_dim: int, bits: int, device: torch.device) -> TurboQuantMSE:
         key = (head_dim, bits, device)
         if key not in self._bank:
-            self._bank[key] = TurboQuantMSE(head_dim, bits, seed=self.seed).to(device)
+            self._bank[key] = TurboQuantMSE(head_dim, bits, seed=self.seed, rotation=self.rotation).to(device)
         return self._bank[key]
 
 
@@ -375,6 +376,9 @@ class CompressedDynamicCache(Cache):
         config: the model config (its decoder text config is used for ``layer_types``).
         k_bits, v_bits: bits per coordinate of K and V, one of 2, 3, 4, 8.
         seed: rotation seed.
+        rotation: ``"qr"`` (Haar-random, the default) or ``"hadamard"`` (randomized Hadamard,
+            power-of-two head_dim only): the compress kernel rotates 16-bit K/V against a
+            Hadamard rotation's signs with one tensor-core product instead of three.
         fused_mode: start in fused mode (normally left to ``install_fused_tq4_kv``).
         cuda_graphs: in fused mode on CUDA, run each layer's one-token decode steps as two
             replayed CUDA graphs (:mod:`turboquant.decode_graphs`: three tensor copies and two
@@ -388,6 +392,7 @@ class CompressedDynamicCache(Cache):
         k_bits: int = 4,
         v_bits: int = 4,
         seed: int = 42,
+        rotation: str = "qr",
         fused_mode: bool = False,
         cuda_graphs: bool = True,
     ) -> None:
@@ -395,8 +400,10 @@ class CompressedDynamicCache(Cache):
         check_bits("v_bits", v_bits, CACHE_BITS)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed: expected an int, got {seed!r}")
-        self.k_bits, self.v_bits, self.seed = k_bits, v_bits, seed
-        self._bank = _QuantizerBank(seed)
+        if rotation not in ROTATION_KINDS:
+            raise ValueError(f"rotation: expected one of {ROTATION_KINDS}, got {rotation!r}")
+        self.k_bits, self.v_bits, self.seed, self.rotation = k_bits, v_bits, seed, rotation
+        self._bank = _QuantizerBank(seed, rotation)
         self._fused_mode = bool(fused_mode)
         self.cuda_graphs = bool(cuda_graphs)
         if config is None:
@@ -537,7 +544,7 @@ class CompressedDynamicCache(Cache):
     def __repr__(self) -> str:
         return (
             f"CompressedDynamicCache(k_bits={self.k_bits}, v_bits={self.v_bits}, seed={self.seed}, "
-            f"fused_mode={self._fused_mode}, layers={len(self.layers)})"
+            f"rotation={self.rotation!r}, fused_mode={self._fused_mode}, layers={len(self.layers)})"
         )
 
 

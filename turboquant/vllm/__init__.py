@@ -9,6 +9,9 @@ Environment variables (read by every vLLM process, validated with clear errors):
 
 - ``TURBOQUANT_K_BITS``, ``TURBOQUANT_V_BITS``: bits per coordinate of keys / values, one of
   2, 3, 4 (default 4).
+- ``TURBOQUANT_ROTATION``: ``qr`` (Haar-random, default) or ``hadamard`` (randomized
+  Hadamard, power-of-two head sizes): the rotation of keys and values; with ``hadamard`` the
+  compress kernel rotates with one tensor-core product instead of three.
 - ``TURBOQUANT_VLLM_OVERRIDE``: comma-separated names of vLLM backends to route to TQ4 as
   well (e.g. ``CPU_ATTN`` on the CPU platform, whose selector ignores
   ``--attention-backend``); empty by default.
@@ -28,6 +31,7 @@ from collections.abc import Mapping
 K_BITS_ENV = "TURBOQUANT_K_BITS"
 V_BITS_ENV = "TURBOQUANT_V_BITS"
 OVERRIDE_ENV = "TURBOQUANT_VLLM_OVERRIDE"
+ROTATION_ENV = "TURBOQUANT_ROTATION"
 DEFAULT_BITS = 4
 BACKEND_PATH = "turboquant.vllm.backend.TQ4AttentionBackend"
 
@@ -43,11 +47,13 @@ __all__ = [
     "BACKEND_PATH",
     "K_BITS_ENV",
     "OVERRIDE_ENV",
+    "ROTATION_ENV",
     "V_BITS_ENV",
     "bits_from_env",
     "capacity_gain",
     "override_backends_from_env",
     "register_tq4_backend",
+    "rotation_from_env",
     *_BACKEND_NAMES,
 ]
 
@@ -74,6 +80,22 @@ def bits_from_env(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
     """
     env = os.environ if environ is None else environ
     return _parse_bits(K_BITS_ENV, env.get(K_BITS_ENV)), _parse_bits(V_BITS_ENV, env.get(V_BITS_ENV))
+
+
+def rotation_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The rotation kind from ``TURBOQUANT_ROTATION`` (``qr``, the default, or ``hadamard``).
+
+    Raises ``ValueError`` naming the variable, the allowed values and the value given.
+    """
+    from ..rotation import ROTATION_KINDS
+
+    env = os.environ if environ is None else environ
+    raw = env.get(ROTATION_ENV)
+    if raw is None or raw.strip() == "":
+        return "qr"
+    if raw.strip().lower() not in ROTATION_KINDS:
+        raise ValueError(f"{ROTATION_ENV}: expected one of {', '.join(ROTATION_KINDS)}, got {raw!r}")
+    return raw.strip().lower()
 
 
 def override_backends_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -121,6 +143,7 @@ def register_tq4_backend() -> None:
     forward. Safe to call more than once (vLLM loads plugins in every process).
     """
     bits_from_env()
+    rotation_from_env()
     try:
         from vllm.v1.attention.backends.registry import AttentionBackendEnum, register_backend
     except ImportError as err:

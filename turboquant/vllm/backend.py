@@ -41,7 +41,7 @@ from vllm.v1.kv_cache_interface import AttentionSpec, FullAttentionSpec, KVCache
 from ..paged import PagedKVLayout
 from ..paged_batch import paged_attention_forward
 from ..quantizer import TurboQuantMSE
-from . import bits_from_env
+from . import ROTATION_ENV, bits_from_env, rotation_from_env
 
 # Block sizes the paged kernels take (powers of two; vLLM splits larger manager blocks).
 KERNEL_BLOCK_SIZES = [16, 32, 64, 128]
@@ -213,14 +213,15 @@ class TQ4AttentionBackend(AttentionBackend):
         return (num_blocks, block_size, layout.bytes_per_token)
 
 
-_QUANTIZERS: dict[tuple[int, int, torch.device], TurboQuantMSE] = {}
+_QUANTIZERS: dict[tuple[int, int, str, torch.device], TurboQuantMSE] = {}
 
 
-def _quantizer(head_dim: int, bits: int, device: torch.device) -> TurboQuantMSE:
-    """One quantizer per (head_dim, bits, device), shared by all layers (same rotation seed)."""
-    key = (head_dim, bits, device)
+def _quantizer(head_dim: int, bits: int, rotation: str, device: torch.device) -> TurboQuantMSE:
+    """One quantizer per (head_dim, bits, rotation kind, device), shared by all layers (same
+    rotation seed)."""
+    key = (head_dim, bits, rotation, device)
     if key not in _QUANTIZERS:
-        _QUANTIZERS[key] = TurboQuantMSE(head_dim, bits, seed=ROTATION_SEED).to(device)
+        _QUANTIZERS[key] = TurboQuantMSE(head_dim, bits, seed=ROTATION_SEED, rotation=rotation).to(device)
     return _QUANTIZERS[key]
 
 
@@ -265,6 +266,11 @@ class TQ4AttentionImpl(AttentionImpl[TQ4AttentionMetadata]):
         self.attn_type = attn_type
         k_bits, v_bits = bits_from_env()
         self.layout = PagedKVLayout(self.num_kv_heads, head_size, k_bits, v_bits)
+        self.rotation = rotation_from_env()
+        if self.rotation == "hadamard" and head_size & (head_size - 1):
+            raise ValueError(
+                f"{ROTATION_ENV}=hadamard needs a power-of-two head size, got {head_size}; use qr"
+            )
 
     def forward(
         self,
@@ -296,8 +302,8 @@ class TQ4AttentionImpl(AttentionImpl[TQ4AttentionMetadata]):
             )
         pool = kv_cache.view(kv_cache.shape[0], kv_cache.shape[2], kv_cache.shape[3])
         device = query.device
-        k_q = _quantizer(self.head_size, self.layout.k_bits, device)
-        v_q = _quantizer(self.head_size, self.layout.v_bits, device)
+        k_q = _quantizer(self.head_size, self.layout.k_bits, self.rotation, device)
+        v_q = _quantizer(self.head_size, self.layout.v_bits, self.rotation, device)
         md = attn_metadata
         n = md.num_actual_tokens
         paged_attention_forward(

@@ -7,15 +7,15 @@ set -uo pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 unset TRITON_INTERPRET
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader
+timeout 150 python3 scripts/compress_ab.py --rotation hadamard --tokens 65536 262144 \
+  --variant SIGN_ROTATION=0 --variant cfg=64/4/1/128 --variant cfg=64/4/1/168 --variant cfg=128/8/1 \
+  --variant cfg=32/4/1 >"$OUT/signs_ab.jsonl" 2>"$OUT/signs_ab.err"
+echo "signs rc=$?"; cat "$OUT/signs_ab.jsonl"; tail -n 3 "$OUT/signs_ab.err"
 timeout 150 python3 -m pytest -q -n 4 -p no:cacheprovider tests/test_triton_compress.py >"$OUT/tests.log" 2>&1
 echo "tests rc=$?"; tail -n 3 "$OUT/tests.log"
 timeout 100 python3 scripts/compress_ab.py --bits 3 --tokens 65536 262144 --variant PACK3_WORDS=1 \
   >"$OUT/pack3_ab.jsonl" 2>"$OUT/pack3_ab.err"
 echo "pack3 rc=$?"; cat "$OUT/pack3_ab.jsonl"; tail -n 3 "$OUT/pack3_ab.err"
-timeout 150 python3 scripts/compress_ab.py --rotation hadamard --tokens 65536 262144 \
-  --variant SIGN_ROTATION=0 --variant cfg=64/4/1/128 --variant cfg=64/4/1/168 --variant cfg=128/8/1 \
-  --variant cfg=32/4/1 --variant cfg=64/4/2 >"$OUT/signs_ab.jsonl" 2>"$OUT/signs_ab.err"
-echo "signs rc=$?"; cat "$OUT/signs_ab.jsonl"; tail -n 3 "$OUT/signs_ab.err"
 timeout 150 python3 scripts/bench_kernels.py --suite compress >"$OUT/bench_compress.jsonl" 2>"$OUT/bench_compress.err"
 echo "bench rc=$?"; cat "$OUT/bench_compress.jsonl"; tail -n 3 "$OUT/bench_compress.err"
 # the tests of what else this tree changed (the rotation's layout, the cache's rotation option)

@@ -16,9 +16,5 @@ echo "tests rc=$?"; tail -n 3 "$OUT/tests.log"
 timeout 100 python3 scripts/compress_ab.py --bits 3 --tokens 65536 262144 --variant PACK3_WORDS=1 \
   >"$OUT/pack3_ab.jsonl" 2>"$OUT/pack3_ab.err"
 echo "pack3 rc=$?"; cat "$OUT/pack3_ab.jsonl"; tail -n 3 "$OUT/pack3_ab.err"
-timeout 150 python3 scripts/bench_kernels.py --suite compress >"$OUT/bench_compress.jsonl" 2>"$OUT/bench_compress.err"
+timeout 120 python3 scripts/bench_kernels.py --suite compress --compress-tokens 64k,256k >"$OUT/bench_compress.jsonl" 2>"$OUT/bench_compress.err"
 echo "bench rc=$?"; cat "$OUT/bench_compress.jsonl"; tail -n 3 "$OUT/bench_compress.err"
-# the tests of what else this tree changed (the rotation's layout, the cache's rotation option)
-timeout 200 python3 -m pytest -q -n 4 -p no:cacheprovider tests/test_cache.py tests/test_decode_graphs.py \
-  tests/test_paged_batch.py tests/test_hf_attention.py >"$OUT/tests2.log" 2>&1
-echo "tests2 rc=$?"; tail -n 3 "$OUT/tests2.log"

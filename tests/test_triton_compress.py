@@ -279,7 +279,7 @@ def test_bucket_asm_kernel_matches_the_triton_path(table, monkeypatch):
 
 
 @pytest.mark.parametrize("d", [64, 128, 256])
-@pytest.mark.parametrize("bits", [2, 4])
+@pytest.mark.parametrize("bits", [2, 3, 4])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_hadamard_rotation_goes_through_one_sign_piece(d, bits, dtype, monkeypatch):
     """A randomized Hadamard rotation (every entry +-1/sqrt(d)) is rotated as one exact dot

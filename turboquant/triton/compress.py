@@ -59,11 +59,14 @@ if INTERPRET:
     DECOMPRESS_CONFIGS = [triton.Config({"BLOCK_R": 16}, num_warps=4)]
 else:
     COMPRESS_CONFIGS = [
-        triton.Config({"BLOCK_R": r}, num_warps=w, num_stages=st)
-        for r, w, st in [
+        triton.Config({"BLOCK_R": r}, num_warps=w, num_stages=st, maxnreg=(reg or [None])[0])
+        for r, w, st, *reg in [
             (32, 4, 1),  # first: the only config for small writes (fits every head_dim/dtype)
             (64, 4, 2),
             (64, 4, 1),
+            # at most 128 registers: 4 programs per SM where shared memory allows (one Pi piece:
+            # a Hadamard rotation; H100, session 33: 1.03-1.06x its 185-register launch)
+            (64, 4, 1, 128),
             (128, 8, 2),
             (128, 8, 1),
             (128, 16, 1),
@@ -254,10 +257,9 @@ BUCKET_ASM = True
 PREFETCH_ROWS = True
 # 3-bit indices (d = 128): each thread's 32 consecutive coordinates stored as three int32 words
 # instead of 12 single-byte stores (Triton 3.6 static, BLOCK_R 64 / 4 warps: 24 STG.E.U8 per
-# thread and block -> 6 STG.E, 1584 -> 1537 loop instructions). Written in session 32 after its
-# last device minutes: never run on a GPU, so off until docs/results/h100-2026-12-07-s32/
-# scripts/run5.sh (the compress GPU tests, then the A/B) has run
-PACK3_WORDS = False
+# thread and block -> 6 STG.E, 1584 -> 1537 loop instructions). H100, session 33 run 1: 1.94x /
+# 2.02x at 64K / 256K tokens (0.63 -> 1.27 TB/s of GPU time), the same bytes
+PACK3_WORDS = True
 
 # Bucketing by a table lookup (3- and 4-bit indices; any sorted boundaries at least a few
 # hundredths of their span apart, Lloyd-Max's are): a rotated coordinate ``y`` goes to cell
@@ -756,6 +758,8 @@ def tq4_compress(
         _compress_kernel[grid](*args, **constants)
         best = _compress_kernel.best_config
         _TUNED[tuned_key] = dict(best.kwargs, num_warps=best.num_warps, num_stages=best.num_stages)
+        if best.maxnreg is not None:
+            _TUNED[tuned_key]["maxnreg"] = best.maxnreg
     else:
         _compress_kernel.fn[grid](*args, **constants, **launch)
     return result

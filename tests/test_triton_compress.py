@@ -334,7 +334,9 @@ def test_large_writes_are_tuned_once_then_launched_directly(monkeypatch):
     first = tq4_compress(x, q.rotation, q.boundaries, bits=4)
     assert len(compress._TUNED) == 1
     (launch,) = compress._TUNED.values()
-    assert launch["BLOCK_R"] == compress._compress_kernel.best_config.kwargs["BLOCK_R"]
+    best = compress._compress_kernel.best_config
+    assert launch["BLOCK_R"] == best.kwargs["BLOCK_R"] and launch["num_warps"] == best.num_warps
+    assert launch.get("maxnreg") == best.maxnreg  # a register cap of the pick is kept
     calls = []
     monkeypatch.setattr(compress._compress_kernel, "run", lambda *a, **k: calls.append(1))
     again = tq4_compress(x, q.rotation, q.boundaries, bits=4)  # not through the autotuner

@@ -60,33 +60,24 @@ def compile_compress(
 
 def main() -> None:
     print(f"triton {triton.__version__}, sm_90a, bf16 in, d=128, K4, symmetric boundaries")
+    # (use_asm, prefetch, table, signs): signs is a Hadamard rotation's one sign piece
+    variants = ((False, True, False, False), (True, False, False, False), (True, True, False, False))
+    variants += ((False, True, True, False), (True, True, True, False), (True, True, True, True))
     with tempfile.TemporaryDirectory() as tmp:
         for block_r, warps, stages in CONFIGS:
-            variants = ((False, True, False), (True, False, False), (True, True, False))
-            variants += ((False, True, True), (True, True, True))
-            for use_asm, prefetch, table in variants:
-                kernel = compile_compress(block_r, warps, stages, use_asm, prefetch, table)
+            for use_asm, prefetch, table, signs in variants:
+                kernel = compile_compress(block_r, warps, stages, use_asm, prefetch, table, signs=signs)
                 st = report.kernel_stats(kernel, Path(tmp))
                 per_coord = st["loop"] * warps * 32 / (block_r * 128)
                 print(
                     f"BLOCK_R={block_r} warps={warps} stages={stages} "
                     f"{'asm' if use_asm else 'triton'} {'table' if table else 'search'} bucketing"
-                    f"{', prefetch' if prefetch else ''}: "
+                    f"{', prefetch' if prefetch else ''}{', sign piece' if signs else ''}: "
                     f"{st['registers']} registers, "
                     f"spill {st['spill'][0]} B, shared {st['shared']} B; loop: {st['loop']} SASS "
                     f"instructions, {per_coord:.1f} per coordinate and thread"
                 )
                 print("   ", ", ".join(f"{op} {c}" for op, c in st["ops"].most_common(10)))
-        for block_r, warps, stages in CONFIGS:  # a Hadamard rotation: one sign piece (SIGNS)
-            kernel = compile_compress(block_r, warps, stages, True, True, True, signs=True)
-            st = report.kernel_stats(kernel, Path(tmp))
-            per_coord = st["loop"] * warps * 32 / (block_r * 128)
-            print(
-                f"BLOCK_R={block_r} warps={warps} stages={stages} asm table bucketing, prefetch, "
-                f"sign piece: {st['registers']} registers, spill {st['spill'][0]} B, shared "
-                f"{st['shared']} B; loop: {st['loop']} SASS instructions, {per_coord:.1f} per "
-                "coordinate and thread"
-            )
 
 
 if __name__ == "__main__":

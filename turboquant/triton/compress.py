@@ -588,7 +588,7 @@ def _validate_codebook_vec(name: str, t: object, n: int, device: torch.device) -
 def _sign_scale(rotation: torch.Tensor) -> float | None:
     mag = rotation.abs()
     c = mag.flatten()[0]
-    return float(c) if bool(c > 0) and bool((mag == c).all()) else None
+    return float(c) if bool((c > 0) & (mag == c).all()) else None  # one device sync
 
 
 def sign_scale(rotation: torch.Tensor) -> float | None:

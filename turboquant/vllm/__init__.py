@@ -91,11 +91,10 @@ def rotation_from_env(environ: Mapping[str, str] | None = None) -> str:
 
     env = os.environ if environ is None else environ
     raw = env.get(ROTATION_ENV)
-    if raw is None or raw.strip() == "":
-        return "qr"
-    if raw.strip().lower() not in ROTATION_KINDS:
+    kind = (raw or "").strip().lower() or "qr"
+    if kind not in ROTATION_KINDS:
         raise ValueError(f"{ROTATION_ENV}: expected one of {', '.join(ROTATION_KINDS)}, got {raw!r}")
-    return raw.strip().lower()
+    return kind
 
 
 def override_backends_from_env(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -16,6 +16,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+from turboquant.packing import index_codes  # noqa: E402
 from turboquant.quantizer import TurboQuantMSE  # noqa: E402
 from turboquant.triton.flash_attention import (  # noqa: E402
     flash_attention_reference,
@@ -222,7 +223,8 @@ def test_register_lookup_matches_the_gather_path(ci):
 
 def test_register_lookup_table_layout():
     """Words 0-3 of the table are the low bytes then the high bytes of the positive half
-    ``c[8..15]`` (4 per word, little-endian), then the 16 entries in the query dtype."""
+    ``c[8..15]`` (4 per word, little-endian), then the 16 entries in the query dtype in code
+    order (entry ``code(i)`` holds ``c[i]``)."""
     c = TurboQuantMSE(128, 4).centroids.to(DEVICE)
     for dtype in (F16, BF16):
         t = register_lookup_table(c, dtype).cpu()
@@ -233,7 +235,8 @@ def test_register_lookup_table_layout():
             word, byte = divmod(j, 4)
             assert (words[word] >> (8 * byte)) & 0xFF == bits[8 + j] & 0xFF
             assert (words[2 + word] >> (8 * byte)) & 0xFF == bits[8 + j] >> 8
-        assert torch.equal(t[4:].view(dtype), c.to(dtype).cpu())
+        codes = index_codes(torch.arange(16), 4)
+        assert torch.equal(t[4:].view(dtype)[codes], c.to(dtype).cpu())
 
 
 def test_tq4_kv_is_close_to_uncompressed_attention():

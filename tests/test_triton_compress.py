@@ -4,7 +4,9 @@ CPU runs use Triton's interpreter (TRITON_INTERPRET=1); with CUDA the same tests
 compiled kernels.
 """
 
+import math
 import os
+from fractions import Fraction
 
 import pytest
 import torch
@@ -12,6 +14,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+from turboquant.packing import index_codes  # noqa: E402
 from turboquant.quantizer import TurboQuantMSE  # noqa: E402
 from turboquant.triton.compress import (  # noqa: E402
     tq4_compress,
@@ -107,16 +110,22 @@ def test_symmetric_bucketing_is_exact_on_ties():
 @pytest.mark.parametrize("bits", [2, 3, 4])
 def test_bucket_table_gives_bucketize(d, bits):
     """Every Lloyd-Max codebook has a cell table (``BUCKET_TABLE``), and its lookup with either
-    cell function (the PTX's single fma rounding, the interpreter's fp64 route) gives
-    torch.bucketize's index for the boundaries, their fp32 neighbours, random values, +-0,
-    +-1, +-inf, huge and subnormal values; NaN gives 0, like the search paths."""
+    cell function (the PTX's single fma rounding, the interpreter's fp64 route) gives the code
+    of torch.bucketize's index for the boundaries, their fp32 neighbours, random values, +-0,
+    +-1, +-inf, huge and subnormal values; NaN gives index 0, like the search paths."""
     import math
 
     from turboquant.triton.compress import bucket_table, table_cell, table_cell_fp64
 
     bnd = TurboQuantMSE(d, bits).boundaries
     words, scale, offset = bucket_table(bnd)
-    lo, b = words[:, 0].tolist(), words[:, 1].contiguous().view(torch.float32).tolist()
+    assert words.shape == (33, 2)
+    pair, b = words[:, 0].tolist(), words[:, 1].contiguous().view(torch.float32).tolist()
+    codes = index_codes(torch.arange(2**bits), bits).tolist()
+
+    def lookup(k, y):  # the kernel's step: low byte, or the next byte where y > b[k]
+        return pair[k] >> 8 if y > b[k] else pair[k] & 255
+
     gen = torch.Generator().manual_seed(d + bits)
     ys = torch.cat(
         [
@@ -131,10 +140,10 @@ def test_bucket_table_gives_bucketize(d, bits):
         want = int(torch.bucketize(torch.tensor([y]), bnd).item())
         for cell in (table_cell, table_cell_fp64):
             k = cell(y, scale, offset)
-            assert lo[k] + (y > b[k]) == want, (cell.__name__, y, k)
+            assert lookup(k, y) == codes[want], (cell.__name__, y, k)
     for cell in (table_cell, table_cell_fp64):
         k = cell(math.nan, scale, offset)
-        assert k == 0 and lo[k] + (math.nan > b[k]) == 0
+        assert k == 0 and lookup(k, math.nan) == codes[0]
 
 
 def test_bucket_table_refuses_boundaries_closer_than_a_cell():
@@ -199,12 +208,38 @@ def test_two_bit_indices_keep_the_linear_count(monkeypatch):
     _assert_indices_match(q, x, *tq4_compress(x, q.rotation, q.boundaries, bits=2))
 
 
-def _run_bucket_asm(asm: str, y: float, bounds: list[int]) -> int:
-    """Plain-Python model of the straight-line PTX of ``_BUCKET4_SYM_ASM`` (predicates, 32-bit
-    integer ops, an ordered f32 compare) for one element: ``$1`` = y, ``$2..$8`` = bounds."""
+def _round_f32(q):
+    """The fp32 nearest to the rational ``q``, ties to even (rn), as a Python float."""
+    import numpy as np
+
+    c = np.float32(float(q))
+    near = (np.nextafter(c, np.float32(-np.inf)), c, np.nextafter(c, np.float32(np.inf)))
+    return float(min(near, key=lambda f: (abs(Fraction(float(f)) - q), int(f.view(np.int32)) & 1)))
+
+
+def _fma_f32(a: float, b: float, c: float, sat: bool = False) -> float:
+    """``fma.rn[.sat].f32``: ``a * b + c`` rounded once; ``.sat`` clamps to [0, 1], NaN to 0."""
+    if not all(math.isfinite(x) for x in (a, b, c)):
+        r = a * b + c
+    else:
+        exact = Fraction(a) * Fraction(b) + Fraction(c)
+        r = math.copysign(math.inf, exact) if abs(exact) >= 2**128 else _round_f32(exact)
+    if sat:
+        r = 0.0 if r != r else min(max(r, 0.0), 1.0)
+    return r
+
+
+def _run_bucket_asm(asm: str, y: float, bounds: list[int], memory: dict | None = None) -> int:
+    """Plain-Python model of the straight-line PTX of ``_BUCKET4_SYM_ASM`` and ``_TABLE_ASM``
+    (predicates, 32-bit integer ops, an ordered f32 compare, fp32 fmas, a 64-bit address and a
+    two-word load from ``memory``: address -> 32-bit word) for one element: ``$1`` = y, then
+    the other operands ``bounds`` from ``$2`` on."""
     import struct
 
     regs = {"$1": y} | {f"${2 + i}": b for i, b in enumerate(bounds)}
+
+    def as_f32(v):
+        return v if isinstance(v, float) else struct.unpack("<f", struct.pack("<I", v))[0]
 
     def val(t):
         if t.startswith("0f"):
@@ -226,7 +261,7 @@ def _run_bucket_asm(asm: str, y: float, bounds: list[int]) -> int:
                 continue
         op, args = ins.split(None, 1)
         dst, *src = (x.strip() for x in args.split(","))
-        v = [val(x) for x in src]
+        v = [] if op.startswith("ld.") else [val(x) for x in src]
         if op == "setp.gt.f32":
             regs[dst] = v[0] > v[1]  # NaN compares false (ordered)
         elif op == "setp.gt.s32":
@@ -235,6 +270,16 @@ def _run_bucket_asm(asm: str, y: float, bounds: list[int]) -> int:
             regs[dst] = struct.unpack("<I", struct.pack("<f", v[0]))[0] if isinstance(v[0], float) else v[0]
         elif op == "selp.b32":
             regs[dst] = v[0] if v[2] else v[1]
+        elif op in ("fma.rn.f32", "fma.rn.sat.f32"):
+            regs[dst] = _fma_f32(*(as_f32(x) for x in v), sat=".sat" in op)
+        elif op == "mad.wide.u32":
+            regs[dst] = v[0] * v[1] + v[2]
+        elif op == "ld.global.nc.v2.f32":  # {a, b}, [addr]: the split above cut the braces apart
+            a, b = dst.strip("{"), src[0].strip("}")
+            addr = regs[src[1].strip("[]")]
+            regs[a], regs[b] = as_f32(memory[addr]), as_f32(memory[addr + 4])
+        elif op == "shr.b32":
+            regs[dst] = v[0] >> v[1]
         else:
             fn = {"and.b32": int.__and__, "xor.b32": int.__xor__, "add.s32": int.__add__}[op]
             regs[dst] = fn(v[0], v[1]) & 0xFFFFFFFF
@@ -243,8 +288,8 @@ def _run_bucket_asm(asm: str, y: float, bounds: list[int]) -> int:
 
 def test_bucket_asm_matches_bucketize():
     """The inline PTX of the symmetric 4-bit bucketing (``BUCKET_ASM``, the GPU default; the interpreter
-    runs no PTX) gives torch.bucketize's index for values between, at and beyond the Lloyd-Max
-    boundaries and for +-0 and +-inf; NaN gives 0 like the Triton path."""
+    runs no PTX) gives the code of torch.bucketize's index for values between, at and beyond the
+    Lloyd-Max boundaries and for +-0 and +-inf; NaN gives index 0's like the Triton path."""
     import math
 
     from turboquant.triton.compress import _BUCKET4_SYM_ASM
@@ -254,10 +299,41 @@ def test_bucket_asm_matches_bucketize():
     gen = torch.Generator().manual_seed(0)
     ys = torch.cat([bnd, -bnd, torch.randn(300, generator=gen) * 0.15, torch.tensor([0.0, -0.0, 1.0, -1.0])])
     ys = torch.cat([ys, torch.tensor([math.inf, -math.inf])])
+    codes = index_codes(torch.arange(16), 4).tolist()
     for y in ys.tolist():
         want = int(torch.bucketize(torch.tensor([y]), bnd).item())
-        assert _run_bucket_asm(_BUCKET4_SYM_ASM.value, y, bits) == want, y
-    assert _run_bucket_asm(_BUCKET4_SYM_ASM.value, math.nan, bits) == 0
+        assert _run_bucket_asm(_BUCKET4_SYM_ASM.value, y, bits) == codes[want], y
+    assert _run_bucket_asm(_BUCKET4_SYM_ASM.value, math.nan, bits) == codes[0]
+
+
+@pytest.mark.parametrize("d", [64, 128, 256])
+@pytest.mark.parametrize("bits", [3, 4])
+def test_table_asm_gives_the_code_of_bucketize(d, bits):
+    """The inline PTX of the table bucketing (``_TABLE_ASM``, the GPU path; the interpreter runs
+    the Triton version) gives the code of torch.bucketize's index for the boundaries, their
+    fp32 neighbours, random values, +-0, +-1, +-inf and huge values; NaN gives index 0's."""
+    from turboquant.triton.compress import _MAGIC, _TABLE_ASM, bucket_table
+
+    bnd = TurboQuantMSE(d, bits).boundaries
+    words, scale, offset = bucket_table(bnd)
+    base = 0x7F3A_1234_5600  # where the table would sit; the kernel passes it less 8 * _MAGIC
+    memory = {base + 4 * i: w & 0xFFFFFFFF for i, w in enumerate(words.flatten().tolist())}
+    codes = index_codes(torch.arange(2**bits), bits).tolist()
+    gen = torch.Generator().manual_seed(d * bits)
+    ys = torch.cat(
+        [
+            bnd,
+            torch.nextafter(bnd, torch.tensor(math.inf)),
+            torch.nextafter(bnd, torch.tensor(-math.inf)),
+            torch.randn(200, generator=gen) * 0.4 / d**0.5,
+            torch.tensor([0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, 3e38, -3e38]),
+        ]
+    )
+    ops = [scale, offset, base - 8 * _MAGIC]
+    for y in ys.tolist():
+        want = int(torch.bucketize(torch.tensor([y]), bnd).item())
+        assert _run_bucket_asm(_TABLE_ASM.value, y, ops, memory) == codes[want], y
+    assert _run_bucket_asm(_TABLE_ASM.value, math.nan, ops, memory) == codes[0]
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="inline PTX needs a GPU (the models above check it on CPU)")

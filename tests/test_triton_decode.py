@@ -8,6 +8,7 @@ import triton
 import triton.language as tl
 
 import turboquant.triton.decode as decode_module
+from turboquant.packing import code_order
 from turboquant.paged import PagedKVLayout, _record_views, allocate_pool, write_kv_reference
 from turboquant.quantizer import TurboQuantMSE
 from turboquant.triton.decode import (
@@ -597,7 +598,7 @@ def _prep_tables(q, k_cb, v_cb, n: int = 16):
 
 def test_register_table_lookup_matches_the_codebook():
     """``_prep_kernel``'s register tables + ``_PRMT4_ASM`` give ``c[idx]`` (fp16 bits) for all
-    8 indices of a packed word, in index order."""
+    8 codes of a packed word (the entry of the index each one codes), in order."""
     from turboquant.triton import decode
 
     q = TurboQuantMSE(D, 4).to(DEV)
@@ -606,8 +607,8 @@ def test_register_table_lookup_matches_the_codebook():
     asm = decode._PRMT4_ASM.value
     gen = torch.Generator().manual_seed(0)
     for first, cb in ((0, k_cb), (8, v_cb)):
-        bits = cb.to(torch.float16).view(torch.int16).tolist()
-        table = [b & 0xFFFF for b in bits]
+        bits = code_order(cb).to(torch.float16).view(torch.int16).tolist()
+        table = [b & 0xFFFF for b in bits]  # entry c: the centroid of the index whose code is c
         for w in torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist():
             ops = {"$8": w} | {f"${9 + i}": words[first + i] & 0xFFFFFFFF for i in range(8)}
             regs = _run_ptx(asm, ops)
@@ -616,14 +617,14 @@ def test_register_table_lookup_matches_the_codebook():
 
 
 def _symmetric_cases(seed: int):
-    """For a symmetric K and V codebook: (fp16 bits of the 16 entries, the register-table words
+    """For a symmetric K and V codebook: (fp16 bits of the 16 entries in code order, the register-table words
     2, 3, 6, 7 ``_prep_kernel`` writes, packed words to look up: corner cases and 64 random)."""
     q = TurboQuantMSE(D, 4).to(DEV)
     k_cb, v_cb = q.centroids, q.centroids * 0.37
     words = _prep_tables(q, k_cb, v_cb)
     gen = torch.Generator().manual_seed(seed)
     for first, cb in ((0, k_cb), (8, v_cb)):
-        table = [b & 0xFFFF for b in cb.to(torch.float16).view(torch.int16).tolist()]
+        table = [b & 0xFFFF for b in code_order(cb).to(torch.float16).view(torch.int16).tolist()]
         tab = [words[first + i] & 0xFFFFFFFF for i in (2, 3, 6, 7)]
         ws = [0, 0xFFFFFFFF, 0x76543210, 0xFEDCBA98]
         ws += torch.randint(0, 2**32, (64,), generator=gen, dtype=torch.int64).tolist()
@@ -765,15 +766,17 @@ def test_rotation_pieces_are_two_bf16_halves_remembered_per_version():
 
 
 def test_decode_tables_are_remembered_per_codebook_pair_and_version():
-    """The codebook tables are built once per (K codebook, V codebook) pair and in-place
-    version; an in-place change of either codebook gives new tables, and decode follows it."""
+    """The codebook tables (in code order) are built once per (K codebook, V codebook) pair and
+    in-place version; an in-place change of either codebook gives new tables, and decode
+    follows it."""
     from turboquant.triton import decode
 
     lay, pool, table, seq_lens, kq, vq = _paged_batch([40, 7], 2, 4, 4, 16, max_blocks=3, seed=3)
     k_cb, v_cb = kq.centroids.clone(), vq.centroids.clone()
     tab = decode.decode_tables(k_cb, v_cb, 4, 4)
     assert tab.dtype == torch.float16 and tab.numel() == decode._TABLES
-    assert torch.equal(tab[:16], k_cb.half()) and torch.equal(tab[128:144], v_cb.half())
+    assert torch.equal(tab[:16], code_order(k_cb).half())
+    assert torch.equal(tab[128:144], code_order(v_cb).half())
     assert decode.decode_tables(k_cb, v_cb, 4, 4) is tab
     other = decode.decode_tables(k_cb, v_cb.clone(), 4, 4)  # another V tensor: built again
     assert other is not tab and torch.equal(other, tab)
@@ -782,7 +785,8 @@ def test_decode_tables_are_remembered_per_codebook_pair_and_version():
         changed.mul_(0.5)  # in place: a new version
         args = (q, pool, lay, table, seq_lens, kq.rotation, k_cb, v_cb)
         new = decode.decode_tables(k_cb, v_cb, 4, 4)
-        assert torch.equal(new[:16], k_cb.half()) and torch.equal(new[128:144], v_cb.half())
+        assert torch.equal(new[:16], code_order(k_cb).half())
+        assert torch.equal(new[128:144], code_order(v_cb).half())
         out = tq_paged_decode(*args, config=DecodeConfig(num_warps=4))
         _close(out, tq_paged_decode_reference(*args), q.dtype)
 
@@ -794,9 +798,9 @@ def _sym_words_kernel(W, OUT, BITS: tl.constexpr, MODE: tl.constexpr, N: tl.cons
 
 
 def test_symmetric_3bit_lookup_matches_the_codebook():
-    """3-bit groups through ``_sym_words`` (one index per nibble, plus 4) and ``_SYM4_ASM`` with
+    """3-bit groups through ``_sym_words`` (one code per nibble, bit 3 set) and ``_SYM4_ASM`` with
     words 2, 3, 6, 7 of ``_prep_kernel``'s tables for 8-entry codebooks give ``c[idx]`` (fp16
-    bits) for all 8 indices of a group, in index order."""
+    bits) for all 8 codes of a group (the entry of the index each codes), in order."""
     q = TurboQuantMSE(D, 3).to(DEV)
     k_cb, v_cb = q.centroids, q.centroids * 0.37
     assert decode_module.is_symmetric(k_cb) and decode_module.is_symmetric(v_cb)
@@ -808,7 +812,7 @@ def test_symmetric_3bit_lookup_matches_the_codebook():
     spread = torch.empty_like(w)
     _sym_words_kernel[(1,)](w, spread, BITS=3, MODE=decode_module._SYM4.value, N=len(groups))
     for first, cb in ((0, k_cb), (8, v_cb)):
-        table = [b & 0xFFFF for b in cb.to(torch.float16).view(torch.int16).tolist()]
+        table = [b & 0xFFFF for b in code_order(cb).to(torch.float16).view(torch.int16).tolist()]
         tab = [words[first + i] & 0xFFFFFFFF for i in (2, 3, 6, 7)]
         for g, x in zip(groups, spread.tolist(), strict=True):
             ops = {"$8": x & 0xFFFFFFFF} | {f"${9 + i}": t for i, t in enumerate(tab)}

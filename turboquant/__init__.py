@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "turboquant.codebook": ["LloydMaxCodebook", "solve_lloyd_max"],
     "turboquant.rotation": ["random_rotation"],
-    "turboquant.packing": ["pack_indices", "unpack_indices", "packed_nbytes"],
+    "turboquant.packing": ["pack_indices", "unpack_indices", "packed_nbytes", "index_codes", "code_order"],
     "turboquant.quantizer": ["TurboQuantMSE", "TurboQuantProd"],
     "turboquant.compressors": [
         "TurboQuantCompressorMSE",

@@ -6,6 +6,8 @@ import weakref
 
 import torch
 
+from ..packing import code_order
+
 _PER_CODEBOOK: dict[tuple[tuple[int, ...], object], tuple[tuple[weakref.ref, ...], tuple, object]] = {}
 
 
@@ -41,4 +43,13 @@ def is_symmetric(centroids: torch.Tensor) -> bool:
         "symmetric",
         lambda c: bool(torch.equal(c, -c.flip(0))),
         while_capturing=lambda c: False,
+    )
+
+
+def code_table(centroids: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The kernels' gather table of a sorted codebook: entry ``c`` is the centroid of the index
+    whose packed code is ``c`` (:func:`turboquant.packing.code_order`), in ``dtype`` (default:
+    the codebook's), contiguous. Built once per codebook tensor, in-place version and dtype."""
+    return per_codebook(
+        centroids, ("code order", dtype), lambda c: code_order(c).to(dtype or c.dtype).contiguous()
     )

@@ -32,8 +32,9 @@ import torch
 import triton
 import triton.language as tl
 
+from ..packing import index_codes
 from ..validation import check_bits, check_head_dim, check_tensor
-from .codebook_memo import is_symmetric, per_codebook
+from .codebook_memo import code_table, is_symmetric, per_codebook
 
 SUPPORTED_HEAD_DIMS = (64, 96, 128, 256)
 SUPPORTED_BITS = (2, 3, 4)
@@ -105,7 +106,7 @@ def infer_bits(packed: torch.Tensor, head_dim: int, centroids: torch.Tensor, nam
 def load_indices(row_ptr, d, mask, BITS: tl.constexpr):
     """Unpack ``BITS``-bit indices of coordinates ``d`` from packed rows starting at ``row_ptr``
     (uint8 pointers, broadcast against ``d``; bytes contiguous; ``mask`` may be None).
-    Returns int32 indices."""
+    Returns their int32 codes (``turboquant.packing``: gather from a ``code_table``)."""
     bit = d * BITS
     byte = bit // 8
     shift = bit % 8
@@ -215,7 +216,9 @@ def _rotate(xd, p0, p1, p2, IN_KIND: tl.constexpr, BF16_PIECES: tl.constexpr):
 def _bucketize4(y, bnd_ptr):
     """``torch.bucketize(y, boundaries)`` for the 15 sorted boundaries at ``bnd_ptr``: the
     number of them strictly below ``y``, by binary search over scalars (4 comparisons and 11
-    selects per element instead of 15 comparisons and adds); NaN gives 0 like the linear count."""
+    selects per element instead of 15 comparisons and adds); NaN gives 0 like the linear count.
+    Returns the index's code (``turboquant.packing``): ``8 + k`` above the middle boundary,
+    ``k ^ 7`` = ``7 - k`` below it, ``k`` the index within its half."""
     b0, b1, b2, b3 = tl.load(bnd_ptr), tl.load(bnd_ptr + 1), tl.load(bnd_ptr + 2), tl.load(bnd_ptr + 3)
     b4, b5, b6, b7 = tl.load(bnd_ptr + 4), tl.load(bnd_ptr + 5), tl.load(bnd_ptr + 6), tl.load(bnd_ptr + 7)
     b8, b9, b10, b11 = (
@@ -231,12 +234,13 @@ def _bucketize4(y, bnd_ptr):
     t_hi = tl.where(c4, tl.where(c2, b14, b12), tl.where(c2, b10, b8))
     t_lo = tl.where(c4, tl.where(c2, b6, b4), tl.where(c2, b2, b0))
     c1 = y > tl.where(c8, t_hi, t_lo)
-    return c8.to(tl.int32) * 8 + c4.to(tl.int32) * 4 + c2.to(tl.int32) * 2 + c1.to(tl.int32)
+    k = c4.to(tl.int32) * 4 + c2.to(tl.int32) * 2 + c1.to(tl.int32)
+    return tl.where(c8, 8 + k, k ^ 7)
 
 
 # _bucketize4_symmetric as one inline-PTX block per element (the compiler turns the Triton
 # version's 0/1 selects into byte-lane shuffles): integer compares of the float bits, selects
-# of the boundaries, the index bits set by predicated xors. Static report (sm_90a, bf16,
+# of the boundaries, the code's bits set by predicated xors. Static report (sm_90a, bf16,
 # d=128, BLOCK_R 64, 4 warps): 38 -> 27.5 loop instructions per coordinate; measured on an H200
 # 1.12-1.13x faster than the Triton version at 64K-256K tokens, same bytes (session 12).
 # $1 = y (f32), $2..$8 = bits of the positive boundaries b[8..14].
@@ -246,7 +250,7 @@ _BUCKET4_SYM_ASM = tl.constexpr(
     "@!p add.s32 a, a, 1; "
     "setp.gt.s32 c4, a, $5; selp.b32 t, $7, $3, c4; setp.gt.s32 c2, a, t; "
     "selp.b32 t, $8, $6, c2; selp.b32 u, $4, $2, c2; selp.b32 t, t, u, c4; "
-    "setp.gt.s32 c1, a, t; selp.b32 $0, 8, 7, p; "
+    "setp.gt.s32 c1, a, t; selp.b32 $0, 8, 0, p; "
     "@c4 xor.b32 $0, $0, 4; @c2 xor.b32 $0, $0, 2; @c1 xor.b32 $0, $0, 1; }"
 )
 # inline-PTX bucketing for symmetric 4-bit boundaries (not under the interpreter, which runs
@@ -269,8 +273,12 @@ PACK3_WORDS = True
 # boundary in cell ``c`` (+inf if none), side by side in 8 bytes. Because ``f`` is monotone,
 # every boundary in a lower cell is below ``y`` and every one in a higher cell is not, so the
 # index is ``lo[c] + (y > b[c])``, exact on ties (``torch.bucketize`` counts the boundaries
-# strictly below). Per coordinate: two FMAs, a 64-bit address, one 8-byte load from a 264-byte
-# table that stays in L1, a compare and an add, against ~12 integer instructions for the
+# strictly below). The entry holds the codes (``turboquant.packing``) of both, ``lo[c]`` in
+# its low byte and ``lo[c] + 1`` in the next, so the code costs one instruction more than the
+# index did (an ``and`` and a predicated shift for the add; a third word holding the step
+# instead, in 16-byte entries, spilled: Triton 3.6 static report, 229 -> 255 registers). Per
+# coordinate: two FMAs, a 64-bit address, one 8-byte load from a 264-byte table that stays in
+# L1, a compare, an and and a shift, against ~12 integer instructions for the
 # sign-folded search (Triton 3.6 static report, BLOCK_R 64 / 4 warps: 28.2 -> 25.1 loop
 # instructions per coordinate; H100, session 32 run 1: 1.15x / 1.045x at 64K / 256K tokens).
 BUCKET_TABLE = True
@@ -279,13 +287,13 @@ _TABLE_SPAN = 0.9375  # the boundaries' span maps to this part of [0, 1] (the re
 _MAGIC = 0x4B400000  # bits of 1.5 * 2**23: adding it leaves round(v) in the low bits, v < 2**22
 _MAGIC_BITS = tl.constexpr(_MAGIC)
 # the whole lookup as inline PTX ($1 = y, $2 = s, $3 = o, $4 = the table's address less 8 *
-# _MAGIC; $0 = the index): the loads are Triton's otherwise, and Triton moves their addresses to
+# _MAGIC; $0 = the code): the loads are Triton's otherwise, and Triton moves their addresses to
 # a coalesced layout and back through shared memory (static report: 255 registers, spills)
 _TABLE_ASM = tl.constexpr(
-    "{ .reg .f32 t, b; .reg .b32 v; .reg .b64 a; .reg .pred p; "
+    "{ .reg .f32 t, b; .reg .b32 v, w; .reg .b64 a; .reg .pred p; "
     "fma.rn.sat.f32 t, $1, $2, $3; fma.rn.f32 t, t, 0f42000000, 0f4B400000; mov.b32 v, t; "
-    "mad.wide.u32 a, v, 8, $4; ld.global.nc.v2.f32 {t, b}, [a]; mov.b32 $0, t; "
-    "setp.gt.f32 p, $1, b; @p add.s32 $0, $0, 1; }"
+    "mad.wide.u32 a, v, 8, $4; ld.global.nc.v2.f32 {t, b}, [a]; mov.b32 w, t; "
+    "setp.gt.f32 p, $1, b; and.b32 $0, w, 255; @p shr.b32 $0, w, 8; }"
 )
 
 
@@ -333,22 +341,29 @@ def _build_bucket_table(boundaries: torch.Tensor) -> tuple[torch.Tensor, float, 
     bnd = [math.inf] * (TABLE_CELLS + 1)
     for v, c in zip(vals, cells, strict=True):
         bnd[c] = v
-    words = torch.stack([torch.tensor(lo, dtype=torch.int32), torch.tensor(bnd).view(torch.int32)], 1)
+    bits = (len(vals) + 1).bit_length() - 1
+    lo = torch.tensor(lo)
+    # codes of lo[c] and lo[c] + 1 (past the last index only where b[c] = +inf: never taken)
+    codes = index_codes(lo, bits) | (index_codes((lo + 1).clamp(max=len(vals)), bits) << 8)
+    bnd_bits = torch.tensor(bnd, dtype=torch.float32).view(torch.int32).long()
+    words = torch.stack([codes, bnd_bits], 1).to(torch.int32)
     return words.to(boundaries.device), scale, offset
 
 
 def bucket_table(boundaries: torch.Tensor) -> tuple[torch.Tensor, float, float] | None:
     """The cell table of ``boundaries`` (see ``BUCKET_TABLE``): ``(words, s, o)`` with
-    ``words`` int32 ``[33, 2]`` on the boundaries' device (entry ``c``: ``lo[c]`` and the fp32
-    bits of ``b[c]``), or None where two boundaries would share a cell. Built once per
-    boundaries tensor (a device read) and remembered; while a CUDA graph is being captured an
-    unseen tensor gets None (the search paths need no table)."""
+    ``words`` int32 ``[33, 2]`` on the boundaries' device (entry ``c``: the codes of ``lo[c]``
+    and ``lo[c] + 1`` in bits 0-7 and 8-15, the fp32 bits of ``b[c]``), or None where two
+    boundaries would share a cell. Built once per boundaries tensor (a device read) and
+    remembered; while a CUDA graph is being captured an unseen tensor gets None (the search
+    paths need no table)."""
     return per_codebook(boundaries, "bucket table", _build_bucket_table, while_capturing=lambda b: None)
 
 
 @triton.jit
 def _bucketize_table(y, tab_ptr, scale, offset, USE_ASM: tl.constexpr):
-    """``torch.bucketize(y, boundaries)`` through the cell table of :func:`bucket_table`."""
+    """The code of ``torch.bucketize(y, boundaries)`` through the cell table of
+    :func:`bucket_table`."""
     if USE_ASM:
         base = tab_ptr.to(tl.int64) - 8 * _MAGIC_BITS
         idx = tl.inline_asm_elementwise(
@@ -362,9 +377,9 @@ def _bucketize_table(y, tab_ptr, scale, offset, USE_ASM: tl.constexpr):
         u = tl.minimum(tl.where(u > 0.0, u, 0.0), 1.0)  # NaN -> 0, like fma.rn.sat
         v = (u * 32.0 + 12582912.0).to(tl.int32, bitcast=True)
         entry = tab_ptr + 2 * (v - _MAGIC_BITS)
-        lo = tl.load(entry)
+        codes = tl.load(entry)
         b = tl.load(entry + 1).to(tl.float32, bitcast=True)
-        idx = lo + (y > b).to(tl.int32)
+        idx = tl.where(y > b, codes >> 8, codes & 255)
     return idx
 
 
@@ -372,7 +387,8 @@ def _bucketize_table(y, tab_ptr, scale, offset, USE_ASM: tl.constexpr):
 def _bucketize4_symmetric(y, bnd_ptr, USE_ASM: tl.constexpr):
     """:func:`_bucketize4` for symmetric boundaries (``b[14-i] == -b[i]``, so ``b[7] == 0``;
     Lloyd-Max boundaries are): with ``a = |y|`` and ``k`` the number of positive boundaries
-    below it, the index is ``8 + k`` for ``y > 0`` and ``7 - k`` otherwise, ``k`` counted
+    below it, the index is ``8 + k`` for ``y > 0`` and ``7 - k`` otherwise (code ``8 + k`` and
+    ``k``: the sign bit over the magnitude's rank, ``turboquant.packing``), ``k`` counted
     non-strictly there (``b < y`` for ``y < 0`` is ``-b > |y|``). Both counts are one strict
     integer comparison of the bits (non-negative floats order as integers) with the bits of
     ``a`` plus one ulp for ``y <= 0``: exact on ties. Three comparisons and four selects per
@@ -398,7 +414,7 @@ def _bucketize4_symmetric(y, bnd_ptr, USE_ASM: tl.constexpr):
         c2 = a > tl.where(c4, b13, b9)
         c1 = a > tl.where(c4, tl.where(c2, b14, b12), tl.where(c2, b10, b8))
         k = tl.where(c4, 4, 0) | tl.where(c2, 2, 0) | tl.where(c1, 1, 0)
-        idx = k ^ tl.where(pos, 8, 7)
+        idx = k | tl.where(pos, 8, 0)
     return idx
 
 
@@ -525,7 +541,8 @@ def _compress_kernel(
                 y = dot(x, p0) * (inv * rot_scale)[:, None]
             else:
                 y = _rotate(x, p0, p1, p2, IN_KIND, BF16_PIECES) * inv[:, None]
-            # torch.bucketize(y, boundaries): number of boundaries strictly below y
+            # torch.bucketize(y, boundaries), the number of boundaries strictly below y, as its
+            # sign-magnitude code (turboquant.packing)
             if TABLE:
                 idx = _bucketize_table(y, tab_ptr, tab_scale, tab_offset, USE_ASM)
             elif BITS == 4 and SYMMETRIC:
@@ -536,6 +553,7 @@ def _compress_kernel(
                 idx = tl.zeros((BLOCK_R, CHUNK), dtype=tl.int32)
                 for i in tl.static_range((1 << BITS) - 1):
                     idx += (y > tl.load(bnd_ptr + i)).to(tl.int32)
+                idx = tl.where(idx < (1 << (BITS - 1)), idx ^ ((1 << (BITS - 1)) - 1), idx)
             idx = _coordinate_order(idx, BLOCK_R, CHUNK, PERMUTE)
             # little-endian bit stream: a group of GSIZE indices is one word (bit ranges disjoint)
             if GSIZE == 2:  # 4 bits: the pairs of neighbouring columns, which one thread holds
@@ -868,7 +886,7 @@ def tq4_decompress(
     _decompress_kernel[grid](
         p2,
         n1,
-        centroids.contiguous(),
+        code_table(centroids),  # the packed codes index it directly
         o2,
         n_rows,
         p2.stride(0),

@@ -45,7 +45,7 @@ import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
-from ..packing import unpack_indices
+from ..packing import code_order, unpack_indices
 from ..paged import PagedKVLayout, _record_views, check_block_tables, check_pool, read_slots, sequence_slots
 from ..validation import FLOAT_DTYPES, check_tensor
 from .codebook_memo import is_symmetric, per_codebook
@@ -435,23 +435,22 @@ _PRMT4_ASM = tl.constexpr(
 
 # 4-bit lookup for a symmetric codebook (c[15 - i] = -c[i], as Lloyd-Max codebooks of the
 # rotated coordinates are): only the 8 positive entries p[j] = c[8 + j] are tabulated (their low
-# bytes in two registers, high bytes in two: words 2, 3, 6, 7 of the 16-entry table). Index i
-# with bit 3 set is p[i - 8], otherwise -p[7 - i]: for all 8 nibbles of a word at once,
-# k = (i ^ 7 * !bit3) & 7 (shift, not/and, multiply, xor/and); one `prmt` per 4 low bytes and
-# one per 4 high bytes; prmt's sign-replicate mode turns bit 3 of every index into a byte mask
-# (as in _PRMT4_ASM) that sets the sign bit of the negative ones; two `prmt` interleave bytes
-# into fp16 pairs. 24 PTX instructions (10 prmt) per 8 indices against 32 (14 prmt) for the
-# 16-entry table; ptxas fuses the logic ops into LOP3.
+# bytes in two registers, high bytes in two: words 2, 3, 6, 7 of the 16-entry table). The
+# packed code of an index is sign-magnitude (turboquant.packing): bit 3 set is p[code & 7],
+# clear is -p[code & 7]. For all 8 nibbles of a word at once: one `and` clears the sign bits;
+# one `prmt` per 4 low bytes and one per 4 high bytes; prmt's sign-replicate mode turns bit 3
+# of every code into a byte mask (as in _PRMT4_ASM) that sets the sign bit of the negative
+# ones; two `prmt` interleave bytes into fp16 pairs. 20 PTX instructions (10 prmt) per 8
+# indices against 32 (14 prmt) for the 16-entry table; ptxas fuses the logic ops into LOP3.
+# (Sorted indices, the format before session 34, needed k = (i ^ 7 * !bit3) & 7 first: a
+# shift, a multiply and two more logic ops. Triton 3.6 static, one-warp 32-token K4/V4 tiles:
+# paged 1146 -> 1079 loop instructions, contiguous 1117 -> 1021.)
 def _sym4_body(word: str, tables: tuple[str, str, str, str], pairs: tuple[str, str, str, str]) -> str:
-    """The instructions of the symmetric lookup (temporaries ``t, s, sh, m, la, ha, w4``):
+    """The instructions of the symmetric lookup (temporaries ``s, sh, m, la, ha, w4``):
     ``word`` the operand of the 8 indices, ``tables`` those of register-table words 2, 3, 6, 7;
     the 4 fp16 pairs of coordinates (0, 1) .. (6, 7) go to the registers ``pairs``."""
     t2, t3, t6, t7 = tables
-    asm = (
-        f"shl.b32 w4, {word}, 4; "
-        f"shr.b32 t, {word}, 3; not.b32 t, t; and.b32 t, t, 0x11111111; mul.lo.u32 t, t, 7; "
-        f"xor.b32 s, {word}, t; and.b32 s, s, 0x77777777; shr.b32 sh, s, 16; "
-    )
+    asm = f"shl.b32 w4, {word}, 4; and.b32 s, {word}, 0x77777777; shr.b32 sh, s, 16; "
     for half, (sel, msk) in enumerate((("s", "0xD9C8"), ("sh", "0xFBEA"))):
         p, q = pairs[2 * half], pairs[2 * half + 1]
         asm += (
@@ -466,10 +465,10 @@ def _sym4_asm(word: str, tables: tuple[str, str, str, str], pairs: tuple[str, st
     """The PTX of the symmetric lookup of one word (:func:`_sym4_body`); its 4 fp16 pairs go to
     the operands ``pairs``, or (None) as 8 halves to $0..$7."""
     if pairs:
-        return "{ .reg .b32 t, s, sh, m, la, ha, w4; " + _sym4_body(word, tables, pairs) + "}"
+        return "{ .reg .b32 s, sh, m, la, ha, w4; " + _sym4_body(word, tables, pairs) + "}"
     body = _sym4_body(word, tables, ("p0", "p1", "p2", "p3"))
     unpack = "".join(f"mov.b32 {{${2 * j}, ${2 * j + 1}}}, p{j}; " for j in range(4))
-    return "{ .reg .b32 t, s, sh, m, la, ha, w4, p0, p1, p2, p3; " + body + unpack + "}"
+    return "{ .reg .b32 s, sh, m, la, ha, w4, p0, p1, p2, p3; " + body + unpack + "}"
 
 
 _SYM4_ASM = tl.constexpr(_sym4_asm("$8", ("$9", "$10", "$11", "$12"), None))
@@ -491,13 +490,13 @@ _SYM4_PAIR_CONSTRAINTS = tl.constexpr("=r,=r,=r,=r," + ",".join(["r"] * 40))
 # 244 against 249 registers; the 8-output form kept table words in uniform registers and copied
 # them back 105 times per tile).
 _SYM4_EVEN_ASM = tl.constexpr(
-    "{ .reg .b32 e, x, t, s, sh, m, la, ha, w4; "
+    "{ .reg .b32 e, x, s, sh, m, la, ha, w4; "
     "shl.b32 x, $5, 4; and.b32 x, x, 0xF0F0F0F0; and.b32 e, $4, 0x0F0F0F0F; or.b32 e, e, x; "
     + _sym4_body("e", ("$6", "$8", "$10", "$12"), ("$0", "$1", "$2", "$3"))
     + "}"
 )
 _SYM4_ODD_ASM = tl.constexpr(
-    "{ .reg .b32 e, x, t, s, sh, m, la, ha, w4; "
+    "{ .reg .b32 e, x, s, sh, m, la, ha, w4; "
     "shr.b32 x, $4, 4; and.b32 x, x, 0x0F0F0F0F; and.b32 e, $5, 0xF0F0F0F0; or.b32 e, e, x; "
     + _sym4_body("e", ("$6", "$8", "$10", "$12"), ("$0", "$1", "$2", "$3"))
     + "}"
@@ -507,7 +506,7 @@ _SYM4_HALF_CONSTRAINTS = tl.constexpr(",".join(["=r"] * 4 + ["r"] * 10))
 # output j ($j) is the fp16 pair of nibbles 2j, 2j + 1 of the word ($4; ``pack=2`` over the word
 # repeated, ``tl.join(w, w)``, the table words twice each from $6 on): no nibble interleave.
 _SYM4_WORD_ASM = tl.constexpr(
-    "{ .reg .b32 t, s, sh, m, la, ha, w4; "
+    "{ .reg .b32 s, sh, m, la, ha, w4; "
     + _sym4_body("$4", ("$6", "$8", "$10", "$12"), ("$0", "$1", "$2", "$3"))
     + "}"
 )
@@ -601,15 +600,14 @@ def _word_planes(w, tab, t0, t1, t2, t3, t4, t5, t6, t7, BITS: tl.constexpr, MOD
 @triton.jit
 def _sym_words(w, BITS: tl.constexpr, MODE: tl.constexpr):
     """Words for the symmetric register lookup (``_SYM4``): 4-bit words as they are; 3-bit
-    groups (index ``j`` of 8 at bits ``[3j, 3j+3)``) spread to one index per nibble, plus 4 each.
-    The 4-bit lookup of ``i = j + 4`` is ``T[i - 8]`` for ``i >= 8`` and ``-T[7 - i]`` below, with
-    ``T[0..3]`` the 3-bit codebook's positive half ``c[4..7]`` (``_tables_kernel``): ``c[j]`` for
-    ``j >= 4`` and ``-c[7 - j] = c[j]`` below, as ``c[7 - j] = -c[j]``."""
+    groups (code ``j`` of 8 at bits ``[3j, 3j+3)``) spread to one code per nibble with bit 3 set.
+    The 4-bit lookup of ``8 + j`` is ``T[j]``, with ``T`` the 3-bit codebook's 8 entries in code
+    order (``_tables_kernel``), so the 3-bit sign stays in ``T`` and the lookup's is +."""
     if MODE == _SYM4 and BITS == 3:
         w = (w & 0xFFF) | ((w & 0xFFF000) << 4)  # 4 indices in each 16-bit half
         w = (w & 0x003F003F) | ((w & 0x0FC00FC0) << 2)  # 2 in each byte
         w = (w & 0x07070707) | ((w & 0x38383838) << 1)  # 1 in each nibble
-        return w + 0x44444444
+        return w | -0x77777778  # 0x88888888 as an int32: bit 3 of every nibble
     else:
         return w
 
@@ -1073,21 +1071,21 @@ def _dot_halves(a_hi, a_lo, b_hi, b_lo, A_LO: tl.constexpr):
 @triton.jit
 def _tables_kernel(KC, VC, TAB, NK: tl.constexpr, NV: tl.constexpr):
     """One program: the split kernel's codebook tables in ``TAB`` (``_TABLES`` fp16) — the K and
-    V codebooks (``NK``/``NV`` fp32 entries) as fp16 at ``[0, 16)`` and ``[128, 144)``, then the
-    register tables, 16 int32 words once per lane."""
+    V codebooks (``NK``/``NV`` fp32 entries, in code order: ``turboquant.packing.code_order``)
+    as fp16 at ``[0, 16)`` and ``[128, 144)``, then the register tables, 16 int32 words once per
+    lane."""
     i = tl.arange(0, 16)
     kc = tl.load(KC + i, mask=i < NK, other=0.0).to(tl.float16)
     vc = tl.load(VC + i, mask=i < NV, other=0.0).to(tl.float16)
     tl.store(TAB + i, kc)
     tl.store(TAB + 128 + i, vc)
     # register tables of _dequant4_prmt: low bytes of entries 4k..4k+3 in word k, high in 4+k;
-    # a 3-bit codebook's entries 8..11 are its positive half c[4..7] (see _sym_words)
+    # a 3-bit codebook's 8 entries are entries 8..15 (see _sym_words)
     words = (TAB + _LANE_WORDS).to(tl.pointer_type(tl.int32))
     copies = tl.arange(0, 32)[:, None] * 16  # one copy of the 16 words per lane
     r = tl.arange(0, 4)[None, :]
-    half = tl.where(i >= 8, i - 4, i)
-    kr = tl.load(KC + half, mask=half < 8, other=0.0).to(tl.float16) if NK == 8 else kc
-    vr = tl.load(VC + half, mask=half < 8, other=0.0).to(tl.float16) if NV == 8 else vc
+    kr = tl.load(KC + i - 8, mask=i >= 8, other=0.0).to(tl.float16) if NK == 8 else kc
+    vr = tl.load(VC + i - 8, mask=i >= 8, other=0.0).to(tl.float16) if NV == 8 else vc
     for which in tl.static_range(2):
         c = kr if which == 0 else vr
         bits = c.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
@@ -1724,7 +1722,8 @@ def decode_tables(k_centroids: torch.Tensor, v_centroids: torch.Tensor, k_bits: 
 
     def build(codebooks):
         tab = torch.zeros(_TABLES, dtype=torch.float16, device=k_centroids.device)
-        _tables_kernel[(1,)](*codebooks, tab, NK=2**k_bits, NV=2**v_bits, num_warps=1)
+        k_code, v_code = (code_order(c).contiguous() for c in codebooks)  # the packed codes index them
+        _tables_kernel[(1,)](k_code, v_code, tab, NK=2**k_bits, NV=2**v_bits, num_warps=1)
         return tab
 
     return per_codebook((k_centroids, v_centroids), ("decode tables", k_bits, v_bits), build)

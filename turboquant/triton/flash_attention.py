@@ -21,8 +21,9 @@ import torch
 import triton
 import triton.language as tl
 
+from ..packing import code_order
 from ..validation import check_head_dim, check_tensor
-from .codebook_memo import is_symmetric, per_codebook
+from .codebook_memo import code_table, is_symmetric, per_codebook
 from .compress import INTERPRET, SUPPORTED_HEAD_DIMS, dot
 from .decode import _dequant4_sym, _interleave8
 
@@ -611,11 +612,12 @@ def prepare_mask(attention_mask: object, q: torch.Tensor, kv_len: int) -> torch.
 
 
 def register_lookup_table(centroids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """int32 ``[12]``: the register table of a symmetric 4-bit codebook in ``dtype`` (words 0-3:
-    low bytes of the positive entries ``c[8..11]``, ``c[12..15]``, then their high bytes, as
-    ``_SYM4_ASM`` takes them), followed by the 16 entries in ``dtype`` (the interpreter's
-    gather). Built with device ops, no host sync."""
-    c = centroids.to(dtype).contiguous()
+    """int32 ``[12]``: the register table of a symmetric 4-bit codebook (sorted ``centroids``)
+    in ``dtype`` (words 0-3: low bytes of the positive entries ``c[8..11]``, ``c[12..15]``, then
+    their high bytes, as ``_SYM4_ASM`` takes them), followed by the 16 entries in ``dtype`` in
+    code order (the interpreter's gather; ``turboquant.packing``). Built with device ops, no
+    host sync."""
+    c = code_order(centroids).to(dtype).contiguous()  # entries 8..15 stay where they were
     bits = c.view(torch.int16).to(torch.int64) & 0xFFFF
     pos = bits[8:].view(2, 4)  # entries 8-11 and 12-15
     shift = torch.arange(4, device=c.device) * 8
@@ -628,13 +630,14 @@ def register_lookup_table(centroids: torch.Tensor, dtype: torch.dtype) -> torch.
 
 def _codebook_arg(centroids, bits: int, q: torch.Tensor, register_lookup: bool):
     """What the kernel's ``kc_ptr``/``vc_ptr`` get: the register table (int32) where the
-    register lookup applies, else the codebook in the query dtype (gathered per value)."""
+    register lookup applies, else the codebook in the query dtype and code order (gathered per
+    value)."""
     d = q.shape[-1]
     if register_lookup and bits == 4 and d == triton.next_power_of_2(d) and is_symmetric(centroids):
         # built once per codebook tensor and dtype, not per call
         dtype = q.dtype
         return per_codebook(centroids, ("register_table", dtype), lambda c: register_lookup_table(c, dtype))
-    return centroids.to(q.dtype)
+    return code_table(centroids, q.dtype)
 
 
 def launch_attention(

@@ -12,6 +12,7 @@ import triton
 import triton.language as tl
 
 from ..validation import check_tensor
+from .codebook_memo import code_table
 from .compress import INTERPRET, dot, infer_bits, load_indices
 from .flash_attention import check_kv_shape, check_norms, check_query
 
@@ -124,7 +125,7 @@ def fused_qk_scores(
         q_rotated,
         packed_indices,
         norms,
-        centroids.contiguous(),
+        code_table(centroids),  # the packed codes index it directly
         out,
         *q_rotated.stride(),
         *packed_indices.stride()[:3],

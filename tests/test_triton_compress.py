@@ -266,6 +266,8 @@ def _run_bucket_asm(asm: str, y: float, bounds: list[int], memory: dict | None =
             regs[dst] = v[0] > v[1]  # NaN compares false (ordered)
         elif op == "setp.gt.s32":
             regs[dst] = s32(v[0]) > s32(v[1])
+        elif op == "setp.lt.u32":
+            regs[dst] = v[0] < v[1]
         elif op == "mov.b32":
             regs[dst] = struct.unpack("<I", struct.pack("<f", v[0]))[0] if isinstance(v[0], float) else v[0]
         elif op == "selp.b32":
@@ -308,17 +310,22 @@ def test_bucket_asm_matches_bucketize():
 
 @pytest.mark.parametrize("d", [64, 128, 256])
 @pytest.mark.parametrize("bits", [3, 4])
-def test_table_asm_gives_the_code_of_bucketize(d, bits):
-    """The inline PTX of the table bucketing (``_TABLE_ASM``, the GPU path; the interpreter runs
-    the Triton version) gives the code of torch.bucketize's index for the boundaries, their
-    fp32 neighbours, random values, +-0, +-1, +-inf and huge values; NaN gives index 0's."""
-    from turboquant.triton.compress import _MAGIC, _TABLE_ASM, bucket_table
+@pytest.mark.parametrize("codes", ["pair", "index"])
+def test_table_asm_gives_the_code_of_bucketize(d, bits, codes, monkeypatch):
+    """The inline PTX of the table bucketing (``_TABLE_ASM`` and ``_TABLE_INDEX_ASM`` for the
+    two ``TABLE_CODES``, the GPU path; the interpreter runs the Triton version) gives the code of
+    torch.bucketize's index for the boundaries, their fp32 neighbours, random values, +-0, +-1,
+    +-inf and huge values; NaN gives index 0's."""
+    import turboquant.triton.compress as compress
+    from turboquant.triton.compress import _MAGIC, bucket_table
 
+    monkeypatch.setattr(compress, "TABLE_CODES", codes)
+    asm = (compress._TABLE_ASM if codes == "pair" else compress._TABLE_INDEX_ASM).value
     bnd = TurboQuantMSE(d, bits).boundaries
     words, scale, offset = bucket_table(bnd)
     base = 0x7F3A_1234_5600  # where the table would sit; the kernel passes it less 8 * _MAGIC
     memory = {base + 4 * i: w & 0xFFFFFFFF for i, w in enumerate(words.flatten().tolist())}
-    codes = index_codes(torch.arange(2**bits), bits).tolist()
+    want_codes = index_codes(torch.arange(2**bits), bits).tolist()
     gen = torch.Generator().manual_seed(d * bits)
     ys = torch.cat(
         [
@@ -329,11 +336,11 @@ def test_table_asm_gives_the_code_of_bucketize(d, bits):
             torch.tensor([0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, 3e38, -3e38]),
         ]
     )
-    ops = [scale, offset, base - 8 * _MAGIC]
+    ops = [scale, offset, base - 8 * _MAGIC, 2 ** (bits - 1), 2 ** (bits - 1) - 1]
     for y in ys.tolist():
         want = int(torch.bucketize(torch.tensor([y]), bnd).item())
-        assert _run_bucket_asm(_TABLE_ASM.value, y, ops, memory) == codes[want], y
-    assert _run_bucket_asm(_TABLE_ASM.value, math.nan, ops, memory) == codes[0]
+        assert _run_bucket_asm(asm, y, ops, memory) == want_codes[want], y
+    assert _run_bucket_asm(asm, math.nan, ops, memory) == want_codes[0]
 
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="inline PTX needs a GPU (the models above check it on CPU)")
@@ -577,3 +584,18 @@ def test_decompress_rejects_bad_input():
         tq4_decompress(packed, norms[:2], q.centroids, head_dim=128)
     with pytest.raises(TypeError, match="dtype"):
         tq4_decompress(packed, norms, q.centroids, head_dim=128, dtype=torch.int8)
+
+
+def test_register_capped_configs_only_for_the_sign_piece():
+    """The autotuner sees the ``maxnreg`` configs only for the sign piece (``SIGNS``); the
+    three-piece rotation spills under the cap."""
+    import triton
+
+    from turboquant.triton.compress import _prune_configs
+
+    configs = [
+        triton.Config({"BLOCK_R": 64}, num_warps=4),
+        triton.Config({"BLOCK_R": 64}, num_warps=4, maxnreg=128),
+    ]
+    assert _prune_configs(configs, {}, SIGNS=False) == configs[:1]
+    assert _prune_configs(configs, {}, SIGNS=True) == configs

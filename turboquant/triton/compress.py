@@ -295,6 +295,17 @@ _TABLE_ASM = tl.constexpr(
     "mad.wide.u32 a, v, 8, $4; ld.global.nc.v2.f32 {t, b}, [a]; mov.b32 w, t; "
     "setp.gt.f32 p, $1, b; and.b32 $0, w, 255; @p shr.b32 $0, w, 8; }"
 )
+# TABLE_CODES = "index": the table of sorted indices lo[c] (the format before session 34) and
+# the index turned into its code after the add ($5 = 2**(b-1), $6 = $5 - 1)
+_TABLE_INDEX_ASM = tl.constexpr(
+    "{ .reg .f32 t, b; .reg .b32 v; .reg .b64 a; .reg .pred p, q; "
+    "fma.rn.sat.f32 t, $1, $2, $3; fma.rn.f32 t, t, 0f42000000, 0f4B400000; mov.b32 v, t; "
+    "mad.wide.u32 a, v, 8, $4; ld.global.nc.v2.f32 {t, b}, [a]; mov.b32 $0, t; "
+    "setp.gt.f32 p, $1, b; @p add.s32 $0, $0, 1; setp.lt.u32 q, $0, $5; @q xor.b32 $0, $0, $6; }"
+)
+# what the cell table holds: "pair", the codes of lo[c] and lo[c] + 1 (see above), or "index"
+# (lo[c]; two more instructions per coordinate after the lookup)
+TABLE_CODES = "pair"
 
 
 def _f32(q: Fraction) -> float:
@@ -326,7 +337,9 @@ def table_cell_fp64(y: float, scale: float, offset: float) -> int:
         return _saturated_cell(float(np.float32(np.float64(y) * np.float64(scale) + np.float64(offset))))
 
 
-def _build_bucket_table(boundaries: torch.Tensor) -> tuple[torch.Tensor, float, float] | None:
+def _build_bucket_table(
+    boundaries: torch.Tensor, codes: str = "pair"
+) -> tuple[torch.Tensor, float, float] | None:
     vals = boundaries.detach().float().cpu().tolist()
     if not all(math.isfinite(v) for v in vals) or vals[-1] <= vals[0]:
         return None
@@ -343,8 +356,10 @@ def _build_bucket_table(boundaries: torch.Tensor) -> tuple[torch.Tensor, float, 
         bnd[c] = v
     bits = (len(vals) + 1).bit_length() - 1
     lo = torch.tensor(lo)
-    # codes of lo[c] and lo[c] + 1 (past the last index only where b[c] = +inf: never taken)
-    codes = index_codes(lo, bits) | (index_codes((lo + 1).clamp(max=len(vals)), bits) << 8)
+    if codes == "pair":  # codes of lo[c] and lo[c] + 1 (past the last index only where b[c] = +inf)
+        codes = index_codes(lo, bits) | (index_codes((lo + 1).clamp(max=len(vals)), bits) << 8)
+    else:
+        codes = lo
     bnd_bits = torch.tensor(bnd, dtype=torch.float32).view(torch.int32).long()
     words = torch.stack([codes, bnd_bits], 1).to(torch.int32)
     return words.to(boundaries.device), scale, offset
@@ -357,17 +372,36 @@ def bucket_table(boundaries: torch.Tensor) -> tuple[torch.Tensor, float, float] 
     boundaries would share a cell. Built once per boundaries tensor (a device read) and
     remembered; while a CUDA graph is being captured an unseen tensor gets None (the search
     paths need no table)."""
-    return per_codebook(boundaries, "bucket table", _build_bucket_table, while_capturing=lambda b: None)
+    codes = TABLE_CODES
+    return per_codebook(
+        boundaries,
+        ("bucket table", codes),
+        lambda b: _build_bucket_table(b, codes),
+        while_capturing=lambda b: None,
+    )
 
 
 @triton.jit
-def _bucketize_table(y, tab_ptr, scale, offset, USE_ASM: tl.constexpr):
+def _bucketize_table(
+    y, tab_ptr, scale, offset, USE_ASM: tl.constexpr, BITS: tl.constexpr, PAIR: tl.constexpr
+):
     """The code of ``torch.bucketize(y, boundaries)`` through the cell table of
-    :func:`bucket_table`."""
-    if USE_ASM:
+    :func:`bucket_table` (``PAIR``: ``TABLE_CODES == "pair"``)."""
+    HALF: tl.constexpr = 1 << (BITS - 1)
+    if USE_ASM and PAIR:
         base = tab_ptr.to(tl.int64) - 8 * _MAGIC_BITS
         idx = tl.inline_asm_elementwise(
             _TABLE_ASM, "=r,f,f,f,l", [y, scale, offset, base], dtype=tl.int32, is_pure=True, pack=1
+        )
+    elif USE_ASM:
+        base = tab_ptr.to(tl.int64) - 8 * _MAGIC_BITS
+        idx = tl.inline_asm_elementwise(
+            _TABLE_INDEX_ASM,
+            "=r,f,f,f,l,r,r",
+            [y, scale, offset, base, HALF, HALF - 1],
+            dtype=tl.int32,
+            is_pure=True,
+            pack=1,
         )
     else:
         if _INTERPRET_DOT:  # numpy has no fma: see table_cell_fp64 (checked against it on the host)
@@ -379,7 +413,11 @@ def _bucketize_table(y, tab_ptr, scale, offset, USE_ASM: tl.constexpr):
         entry = tab_ptr + 2 * (v - _MAGIC_BITS)
         codes = tl.load(entry)
         b = tl.load(entry + 1).to(tl.float32, bitcast=True)
-        idx = tl.where(y > b, codes >> 8, codes & 255)
+        if PAIR:
+            idx = tl.where(y > b, codes >> 8, codes & 255)
+        else:
+            idx = codes + (y > b).to(tl.int32)
+            idx = tl.where(idx < HALF, idx ^ (HALF - 1), idx)
     return idx
 
 
@@ -442,14 +480,23 @@ _SMALL_LAUNCH = dict(_FIRST.kwargs, num_warps=_FIRST.num_warps, num_stages=_FIRS
 _TUNED: dict[tuple, dict] = {}  # the autotuner's pick per device and kernel variant
 
 
+def _prune_configs(configs, named_args, **kwargs):
+    """The register-capped configs only for the sign piece (``SIGNS``), the variant they were
+    measured on: with three pieces (QR, ~190 registers) a cap of 128 spills, and the autotuner
+    once picked it anyway (H100, session 34: 636.6 µs against 513.5 at 256K tokens)."""
+    return [c for c in configs if kwargs.get("SIGNS") or c.maxnreg is None]
+
+
 @triton.autotune(
     configs=COMPRESS_CONFIGS,
+    prune_configs_by={"early_config_prune": _prune_configs},
     key=[
         "D",
         "BITS",
         "IN_KIND",
         "SYMMETRIC",
         "TABLE",
+        "PAIR_CODES",
         "WORDS3",
         "BF16_PIECES",
         "SIGNS",
@@ -489,6 +536,7 @@ def _compress_kernel(
     HAS_SLOTS: tl.constexpr,
     SYMMETRIC: tl.constexpr,
     TABLE: tl.constexpr,
+    PAIR_CODES: tl.constexpr,
     WORDS3: tl.constexpr,
     BF16_PIECES: tl.constexpr,
     SIGNS: tl.constexpr,
@@ -544,7 +592,7 @@ def _compress_kernel(
             # torch.bucketize(y, boundaries), the number of boundaries strictly below y, as its
             # sign-magnitude code (turboquant.packing)
             if TABLE:
-                idx = _bucketize_table(y, tab_ptr, tab_scale, tab_offset, USE_ASM)
+                idx = _bucketize_table(y, tab_ptr, tab_scale, tab_offset, USE_ASM, BITS, PAIR_CODES)
             elif BITS == 4 and SYMMETRIC:
                 idx = _bucketize4_symmetric(y, bnd_ptr, USE_ASM)
             elif BITS == 4:
@@ -735,6 +783,7 @@ def tq4_compress(
         # Lloyd-Max boundaries are symmetric (checked once per boundaries tensor)
         SYMMETRIC=bits == 4 and table is None and is_symmetric(boundaries),
         TABLE=table is not None,
+        PAIR_CODES=TABLE_CODES == "pair",
         # 3-bit rows of 48 bytes written as int32 words (4-byte aligned rows only)
         WORDS3=bits == 3
         and d == 128

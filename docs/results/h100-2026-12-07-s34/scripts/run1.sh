@@ -6,9 +6,9 @@ set -uo pipefail
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 unset TRITON_INTERPRET
 nvidia-smi --query-gpu=name --format=csv,noheader
-timeout 330 python3 docs/results/h100-2026-12-07-s34/scripts/format_ab.py --old ab_old >"$OUT/format_ab.jsonl" 2>"$OUT/format_ab.err"
+timeout 300 python3 docs/results/h100-2026-12-07-s34/scripts/format_ab.py --old ab_old --shapes 8x32768 8x4096 8x1024 32x32768 >"$OUT/format_ab.jsonl" 2>"$OUT/format_ab.err"
 echo "format_ab rc=$?"; cut -c1-700 "$OUT/format_ab.jsonl"; tail -n 4 "$OUT/format_ab.err"
-timeout 220 python3 -m pytest -q -n 4 -p no:cacheprovider tests/test_packing.py tests/test_triton_compress.py \
+timeout 200 python3 -m pytest -q -n 8 -p no:cacheprovider tests/test_packing.py tests/test_triton_compress.py \
   tests/test_triton_attention.py tests/test_triton_decode.py tests/test_paged.py tests/test_paged_batch.py \
   tests/test_decode_graphs.py >"$OUT/tests.log" 2>&1
 echo "tests rc=$?"; grep -E "^FAILED|passed|failed" "$OUT/tests.log" | tail -n 12

@@ -1207,8 +1207,9 @@ def _split_kernel(
     MASK_PRODUCT: tl.constexpr = False,
     HEAD_MAJOR: tl.constexpr = False,
 ):
-    """Program (split, kv head, sequence) (``HEAD_MAJOR``: (kv head, split, sequence)): online softmax over tokens
-    ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
+    """Program (split, kv head, sequence) (``HEAD_MAJOR``: (kv head, split, sequence)): online
+    softmax over tokens ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads
+    of the group.
 
     Scores are ``[G_PAD, BLOCK_N]`` (``q_rot @ K_tile^T``), so the probabilities are the A
     operand of ``P @ V_tile`` as the first dot leaves them. ``K_PLANES``/``V_PLANES`` (3 and

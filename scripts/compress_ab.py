@@ -3,8 +3,7 @@
 (medians of CUDA-graph replays: GPU time, no host time), with a torch copy of the same bytes
 as the bandwidth yardstick. A variant is
 ``NAME=VALUE[,NAME=VALUE...]`` over ``compress`` module switches (``BF16_PIECES``,
-``PREFETCH_ROWS``, ``BUCKET_TABLE``, ``BUCKET_ASM``, ``PACK3_WORDS``, ``SIGN_ROTATION``,
-``TABLE_CODES``), the
+``PREFETCH_ROWS``, ``BUCKET_TABLE``, ``BUCKET_ASM``, ``PACK3_WORDS``, ``SIGN_ROTATION``), the
 launch ``cfg=BLOCK_R/warps/stages[/maxnreg]`` and the quantizer's ``rotation=qr|hadamard``
 (``--rotation`` sets the default's). One JSON line per variant and size: ``us``, ``tbps``,
 ``x_default`` and the fraction of packed bytes that differ from the default's (null when the
@@ -34,7 +33,6 @@ SWITCHES = (
     "BUCKET_ASM",
     "PACK3_WORDS",
     "SIGN_ROTATION",
-    "TABLE_CODES",
 )
 
 
@@ -53,10 +51,6 @@ def parse_variant(text: str) -> dict:
             if value not in ("qr", "hadamard"):
                 raise argparse.ArgumentTypeError(f"rotation: expected qr or hadamard, got {value!r}")
             out["rotation"] = value
-        elif name == "TABLE_CODES":
-            if value not in ("pair", "index"):
-                raise argparse.ArgumentTypeError(f"TABLE_CODES: expected pair or index, got {value!r}")
-            out[name] = value
         elif name in SWITCHES:
             out[name] = int(value) if name == "BF16_PIECES" else bool(int(value))
         else:

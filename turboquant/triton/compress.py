@@ -276,7 +276,9 @@ PACK3_WORDS = True
 # strictly below). The entry holds the codes (``turboquant.packing``) of both, ``lo[c]`` in
 # its low byte and ``lo[c] + 1`` in the next, so the code costs one instruction more than the
 # index did (an ``and`` and a predicated shift for the add; a third word holding the step
-# instead, in 16-byte entries, spilled: Triton 3.6 static report, 229 -> 255 registers). Per
+# instead, in 16-byte entries, spilled: Triton 3.6 static report, 229 -> 255 registers; sorted
+# indices in the table and the code made after the add, two more instructions per coordinate,
+# measured 0.90-0.92x on an H100 in session 34, commit 4f0e89a's TABLE_CODES="index"). Per
 # coordinate: two FMAs, a 64-bit address, one 8-byte load from a 264-byte table that stays in
 # L1, a compare, an and and a shift, against ~12 integer instructions for the
 # sign-folded search (Triton 3.6 static report, BLOCK_R 64 / 4 warps: 28.2 -> 25.1 loop
@@ -295,17 +297,6 @@ _TABLE_ASM = tl.constexpr(
     "mad.wide.u32 a, v, 8, $4; ld.global.nc.v2.f32 {t, b}, [a]; mov.b32 w, t; "
     "setp.gt.f32 p, $1, b; and.b32 $0, w, 255; @p shr.b32 $0, w, 8; }"
 )
-# TABLE_CODES = "index": the table of sorted indices lo[c] (the format before session 34) and
-# the index turned into its code after the add ($5 = 2**(b-1), $6 = $5 - 1)
-_TABLE_INDEX_ASM = tl.constexpr(
-    "{ .reg .f32 t, b; .reg .b32 v; .reg .b64 a; .reg .pred p, q; "
-    "fma.rn.sat.f32 t, $1, $2, $3; fma.rn.f32 t, t, 0f42000000, 0f4B400000; mov.b32 v, t; "
-    "mad.wide.u32 a, v, 8, $4; ld.global.nc.v2.f32 {t, b}, [a]; mov.b32 $0, t; "
-    "setp.gt.f32 p, $1, b; @p add.s32 $0, $0, 1; setp.lt.u32 q, $0, $5; @q xor.b32 $0, $0, $6; }"
-)
-# what the cell table holds: "pair", the codes of lo[c] and lo[c] + 1 (see above), or "index"
-# (lo[c]; two more instructions per coordinate after the lookup)
-TABLE_CODES = "pair"
 
 
 def _f32(q: Fraction) -> float:
@@ -337,9 +328,7 @@ def table_cell_fp64(y: float, scale: float, offset: float) -> int:
         return _saturated_cell(float(np.float32(np.float64(y) * np.float64(scale) + np.float64(offset))))
 
 
-def _build_bucket_table(
-    boundaries: torch.Tensor, codes: str = "pair"
-) -> tuple[torch.Tensor, float, float] | None:
+def _build_bucket_table(boundaries: torch.Tensor) -> tuple[torch.Tensor, float, float] | None:
     vals = boundaries.detach().float().cpu().tolist()
     if not all(math.isfinite(v) for v in vals) or vals[-1] <= vals[0]:
         return None
@@ -356,10 +345,8 @@ def _build_bucket_table(
         bnd[c] = v
     bits = (len(vals) + 1).bit_length() - 1
     lo = torch.tensor(lo)
-    if codes == "pair":  # codes of lo[c] and lo[c] + 1 (past the last index only where b[c] = +inf)
-        codes = index_codes(lo, bits) | (index_codes((lo + 1).clamp(max=len(vals)), bits) << 8)
-    else:
-        codes = lo
+    # codes of lo[c] and lo[c] + 1 (past the last index only where b[c] = +inf: never taken)
+    codes = index_codes(lo, bits) | (index_codes((lo + 1).clamp(max=len(vals)), bits) << 8)
     bnd_bits = torch.tensor(bnd, dtype=torch.float32).view(torch.int32).long()
     words = torch.stack([codes, bnd_bits], 1).to(torch.int32)
     return words.to(boundaries.device), scale, offset
@@ -372,36 +359,17 @@ def bucket_table(boundaries: torch.Tensor) -> tuple[torch.Tensor, float, float] 
     boundaries would share a cell. Built once per boundaries tensor (a device read) and
     remembered; while a CUDA graph is being captured an unseen tensor gets None (the search
     paths need no table)."""
-    codes = TABLE_CODES
-    return per_codebook(
-        boundaries,
-        ("bucket table", codes),
-        lambda b: _build_bucket_table(b, codes),
-        while_capturing=lambda b: None,
-    )
+    return per_codebook(boundaries, "bucket table", _build_bucket_table, while_capturing=lambda b: None)
 
 
 @triton.jit
-def _bucketize_table(
-    y, tab_ptr, scale, offset, USE_ASM: tl.constexpr, BITS: tl.constexpr, PAIR: tl.constexpr
-):
+def _bucketize_table(y, tab_ptr, scale, offset, USE_ASM: tl.constexpr):
     """The code of ``torch.bucketize(y, boundaries)`` through the cell table of
-    :func:`bucket_table` (``PAIR``: ``TABLE_CODES == "pair"``)."""
-    HALF: tl.constexpr = 1 << (BITS - 1)
-    if USE_ASM and PAIR:
+    :func:`bucket_table`."""
+    if USE_ASM:
         base = tab_ptr.to(tl.int64) - 8 * _MAGIC_BITS
         idx = tl.inline_asm_elementwise(
             _TABLE_ASM, "=r,f,f,f,l", [y, scale, offset, base], dtype=tl.int32, is_pure=True, pack=1
-        )
-    elif USE_ASM:
-        base = tab_ptr.to(tl.int64) - 8 * _MAGIC_BITS
-        idx = tl.inline_asm_elementwise(
-            _TABLE_INDEX_ASM,
-            "=r,f,f,f,l,r,r",
-            [y, scale, offset, base, HALF, HALF - 1],
-            dtype=tl.int32,
-            is_pure=True,
-            pack=1,
         )
     else:
         if _INTERPRET_DOT:  # numpy has no fma: see table_cell_fp64 (checked against it on the host)
@@ -413,11 +381,7 @@ def _bucketize_table(
         entry = tab_ptr + 2 * (v - _MAGIC_BITS)
         codes = tl.load(entry)
         b = tl.load(entry + 1).to(tl.float32, bitcast=True)
-        if PAIR:
-            idx = tl.where(y > b, codes >> 8, codes & 255)
-        else:
-            idx = codes + (y > b).to(tl.int32)
-            idx = tl.where(idx < HALF, idx ^ (HALF - 1), idx)
+        idx = tl.where(y > b, codes >> 8, codes & 255)
     return idx
 
 
@@ -496,7 +460,6 @@ def _prune_configs(configs, named_args, **kwargs):
         "IN_KIND",
         "SYMMETRIC",
         "TABLE",
-        "PAIR_CODES",
         "WORDS3",
         "BF16_PIECES",
         "SIGNS",
@@ -536,7 +499,6 @@ def _compress_kernel(
     HAS_SLOTS: tl.constexpr,
     SYMMETRIC: tl.constexpr,
     TABLE: tl.constexpr,
-    PAIR_CODES: tl.constexpr,
     WORDS3: tl.constexpr,
     BF16_PIECES: tl.constexpr,
     SIGNS: tl.constexpr,
@@ -592,7 +554,7 @@ def _compress_kernel(
             # torch.bucketize(y, boundaries), the number of boundaries strictly below y, as its
             # sign-magnitude code (turboquant.packing)
             if TABLE:
-                idx = _bucketize_table(y, tab_ptr, tab_scale, tab_offset, USE_ASM, BITS, PAIR_CODES)
+                idx = _bucketize_table(y, tab_ptr, tab_scale, tab_offset, USE_ASM)
             elif BITS == 4 and SYMMETRIC:
                 idx = _bucketize4_symmetric(y, bnd_ptr, USE_ASM)
             elif BITS == 4:
@@ -783,7 +745,6 @@ def tq4_compress(
         # Lloyd-Max boundaries are symmetric (checked once per boundaries tensor)
         SYMMETRIC=bits == 4 and table is None and is_symmetric(boundaries),
         TABLE=table is not None,
-        PAIR_CODES=TABLE_CODES == "pair",
         # 3-bit rows of 48 bytes written as int32 words (4-byte aligned rows only)
         WORDS3=bits == 3
         and d == 128

@@ -27,10 +27,7 @@ from turboquant.quantizer import TurboQuantMSE  # noqa: E402
 
 def recode4(packed: torch.Tensor) -> torch.Tensor:
     """4-bit bytes with every nibble through the code map (its own inverse)."""
-    lo, hi = packed & 0xF, packed >> 4
-    lo = torch.where(lo < 8, lo ^ 7, lo)
-    hi = torch.where(hi < 8, hi ^ 7, hi)
-    return lo | (hi << 4)
+    return index_codes(packed & 0xF, 4) | (index_codes(packed >> 4, 4) << 4)
 
 
 def emit(row: dict) -> None:

@@ -750,20 +750,6 @@ def test_many_splits_odd_group_reduce():
             DecodeConfig(**bad)
 
 
-def test_head_major_grid_gives_the_same_outputs():
-    """``DecodeConfig.head_major`` only reorders the split kernel's grid: every (split, KV
-    head, sequence) program computes what it did, so the paged outputs (ragged lengths,
-    several splits) are equal."""
-    lens = [300, 17, 0]
-    lay, pool, table, seq_lens, kq, vq = _paged_batch(lens, 2, 4, 4, 16, max_blocks=20)
-    q = torch.randn(len(lens), 8, D, device=DEV).half()
-    args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
-    want = tq_paged_decode(*args, num_splits=5, config=DecodeConfig())
-    got = tq_paged_decode(*args, num_splits=5, config=DecodeConfig(head_major=True))
-    assert torch.equal(got, want)
-    _close(got, tq_paged_decode_reference(*args), torch.float16)
-
-
 def test_rotation_pieces_are_two_bf16_halves_remembered_per_version():
     from turboquant.triton import decode
 

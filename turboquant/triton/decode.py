@@ -139,10 +139,7 @@ class DecodeConfig:
     ``D = 128``) would end in a partial wave is cut to whole waves of :data:`WAVE_PROGRAMS` per
     SM, where each split keeps at least :data:`WAVE_CAP_MIN_TOKENS` tokens (see
     :func:`split_plan`); ``reduce_rows``/``reduce_warps``: partial rows per merge
-    step and warps of the reduce kernel (None: chosen by the launcher from the shape);
-    ``head_major``: the split kernel's grid is (KV head, split, sequence) instead of (split, KV
-    head, sequence), so the KV heads of one split are neighbouring programs and read the same
-    token slots of a page at about the same time (an experiment: not timed yet).
+    step and warps of the reduce kernel (None: chosen by the launcher from the shape).
     Without a config the kernels take :func:`default_config`.
     """
 
@@ -168,7 +165,6 @@ class DecodeConfig:
     wave_cap: bool = True
     reduce_rows: int | None = None
     reduce_warps: int | None = None
-    head_major: bool = False
 
     def __post_init__(self) -> None:
         if self.block_n < 16 or self.block_n & (self.block_n - 1):
@@ -1205,11 +1201,9 @@ def _split_kernel(
     K_BYTES: tl.constexpr = False,
     V_BYTES: tl.constexpr = False,
     MASK_PRODUCT: tl.constexpr = False,
-    HEAD_MAJOR: tl.constexpr = False,
 ):
-    """Program (split, kv head, sequence) (``HEAD_MAJOR``: (kv head, split, sequence)): online
-    softmax over tokens ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads
-    of the group.
+    """Program (split, kv head, sequence): online softmax over tokens
+    ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
 
     Scores are ``[G_PAD, BLOCK_N]`` (``q_rot @ K_tile^T``), so the probabilities are the A
     operand of ``P @ V_tile`` as the first dot leaves them. ``K_PLANES``/``V_PLANES`` (3 and
@@ -1244,15 +1238,10 @@ def _split_kernel(
     head (bytes for packed, elements for norms). ``PAGED``: token ``t`` of sequence ``b`` is
     row ``t % PAGE`` of page ``BT[b, t // PAGE]``; otherwise it is token ``t`` of sequence ``b``.
     """
-    if HEAD_MAJOR:
-        h = tl.program_id(0)
-        split = tl.program_id(1)
-        H_KV = tl.num_programs(0)
-    else:
-        split = tl.program_id(0)
-        h = tl.program_id(1)
-        H_KV = tl.num_programs(1)
+    split = tl.program_id(0)
+    h = tl.program_id(1)
     b = tl.program_id(2)
+    H_KV = tl.num_programs(1)
     if HAS_LENS:
         seq_len = tl.load(LENS + b)
     else:
@@ -1848,7 +1837,7 @@ def _launch(
         num_warps=8 if d >= 128 else 4,
         **launch,
     )
-    _split_kernel[(h_kv, splits, b) if config.head_major else (splits, h_kv, b)](
+    _split_kernel[(splits, h_kv, b)](
         q16,
         *tensors,
         tab,
@@ -1882,7 +1871,6 @@ def _launch(
         K_BYTES=config.k_byte_planes,
         V_BYTES=config.v_byte_planes and v_planes and v_bits == 4,
         MASK_PRODUCT=config.product_masks,
-        HEAD_MAJOR=config.head_major,
         EARLY=config.early_reduce,
         num_warps=config.num_warps,
         num_stages=config.num_stages,

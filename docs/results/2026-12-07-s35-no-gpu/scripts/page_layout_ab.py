@@ -43,8 +43,8 @@ def logical(pool, lay, table, b, n):
 
 
 def head_major(kp, kn, vp, vn, page, gen):
-    """A head-major pool of ``page``-token pages (shuffled) holding the same sequences, the
-    split kernel's base tensors and strides for it, and its block table."""
+    """The split kernel's base tensors and strides for a head-major pool of ``page``-token pages
+    (shuffled) holding the same sequences, and its block table (the tensors keep the pool)."""
     b, h, n, _ = kp.shape
     nblk = n // page
     table = torch.randperm(b * nblk, device=DEV, generator=gen).view(b, nblk).int()
@@ -67,7 +67,7 @@ def head_major(kp, kn, vp, vn, page, gen):
     tensors = (flat[offs[0] :], words[offs[1] // 4 :], flat[offs[2] :], words[offs[3] // 4 :])
     rows_, norms_ = (page_bytes, NB, page * NB), (page_bytes // 4, 1, page)  # (page, token, head)
     strides = rows_ + norms_ + rows_ + norms_
-    return pool, tensors, strides, table
+    return tensors, strides, table
 
 
 def main(argv=None) -> None:
@@ -92,9 +92,6 @@ def main(argv=None) -> None:
         cfg = dm.default_config(b * H, n, pool.device)
         waves = {p: dm.wave_programs(cfg, 4, 4, D, p) for p in (True, False)}
         splits = {p: dm.split_plan(b * H, n, cfg, pool.device, None, waves[p])[0] for p in (True, False)}
-        # the contiguous kernel's plan (8 programs per SM): the head-major pages may compile to
-        # its registers rather than the paged kernel's
-        splits8 = dm.split_plan(b * H, n, cfg, pool.device, None, waves[False])[0]
         q3 = dm._check_query(q, D)
 
         def paged(c=cfg, s=splits[True], q=q, pool=pool, table=table, lens=lens, n=n):
@@ -113,10 +110,8 @@ def main(argv=None) -> None:
 
         fns = {"flash": lambda q=q, k=k, v=v: flash(q[:, :, None], k, v), "token-major": paged}
         fns["contiguous"] = contiguous
-        keep = []
         for page in args.pages:
-            hm_pool, tensors, strides, hm_table = head_major(kp, kn, vp, vn, page, gen)
-            keep.append(hm_pool)
+            tensors, strides, hm_table = head_major(kp, kn, vp, vn, page, gen)
             fns[f"head-major/{page}"] = lambda t=tensors, st=strides, bt=hm_table, p=page: launch(
                 t, st, bt, p
             )
@@ -125,13 +120,15 @@ def main(argv=None) -> None:
                 fns["head-major/16/168regs"] = lambda t=tensors, st=strides, bt=hm_table, c=capped: launch(
                     t, st, bt, 16, c=c
                 )
-            if splits8 != splits[True]:
-                fns[f"head-major/{page}@{splits8}"] = (
-                    lambda t=tensors, st=strides, bt=hm_table, p=page, s8=splits8: launch(t, st, bt, p, s=s8)
+            if splits[False] != splits[True]:  # the contiguous kernel's plan (8 programs per SM), in
+                # case the head-major pages compile to its registers rather than the paged kernel's
+                s8 = splits[False]
+                fns[f"head-major/{page}@{s8}"] = lambda t=tensors, st=strides, bt=hm_table, p=page, s8=s8: (
+                    launch(t, st, bt, p, s=s8)
                 )
         ref = fns["token-major"]().float()
         diffs = {
-            nm: round((fn().float() - ref).abs().max().item(), 7) for nm, fn in fns.items() if nm[0] != "f"
+            nm: round((fn().float() - ref).abs().max().item(), 7) for nm, fn in fns.items() if nm != "flash"
         }
         us, spread = bd.interleaved_medians(fns, args.rounds)
         mb = b * H * n * 2 * (NB + 4) / 1e6  # compressed MB; MB per µs = TB/s
@@ -147,7 +144,7 @@ def main(argv=None) -> None:
             max_diff=diffs,
         )
         print(json.dumps(row), flush=True)
-        del pool, k, v, kp, vp, keep
+        del pool, k, v, kp, vp, fns
     for cache in dm._split_kernel.device_caches.values():  # registers of every compiled variant
         for key, kernel in cache[0].items():
             print(json.dumps(dict(n_regs=kernel.n_regs, shared=kernel.metadata.shared, key=str(key)[:300])))

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Superseded (session 35): DecodeConfig.head_major was reverted, so the first step fails;
+# see docs/results/2026-12-07-s35-no-gpu/scripts/run1.sh.
 # Prepared for the next device session (session 34 ran out of device time): the untimed
 # DecodeConfig.head_major against the default, then the README decode grid at B=8, the
 # compress and prefill rows of bench_kernels and the end-to-end decode at B=8, all on the

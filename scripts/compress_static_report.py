@@ -33,7 +33,7 @@ POINTERS = {
     "slot_ptr": "*fp32",
     "tab_ptr": "*i32",
 }
-ALIGNED = ("sx_t", "sx_h", "sp_t", "sp_h")
+ALIGNED = ("sx_t", "sx_h", "sp_pg", "sp_t", "sp_h")
 CONFIGS = ((32, 4, 1), (64, 4, 1), (64, 4, 2), (128, 8, 1))  # BLOCK_R, warps, stages
 
 
@@ -53,7 +53,7 @@ def compile_compress(
     constants = dict(D=128, BLOCK_D=128, CHUNK=128, BITS=bits, GSIZE=gsize, GBYTES=gbytes, IN_KIND=2)
     constants.update(HAS_SLOTS=False, SYMMETRIC=bits == 4 and not table, TABLE=table)
     constants.update(WORDS3=bits == 3 and words3, BF16_PIECES=compress.BF16_PIECES, SIGNS=signs)
-    constants.update(USE_ASM=use_asm, PREFETCH=prefetch, BLOCK_R=block_r, sx_d=1, sp_b=1)
+    constants.update(USE_ASM=use_asm, PREFETCH=prefetch, BLOCK_R=block_r, sx_d=1, sp_b=1, PAGE=1)
     types = {"tab_scale": "fp32", "tab_offset": "fp32", "rot_scale": "fp32"}
     return report.compile_sm90(fn, POINTERS, constants, ALIGNED, warps, stages, types=types)
 

@@ -57,10 +57,10 @@ def launch_strides(bits: int, paged: bool, head_dim: int = 128) -> dict[str, int
     from turboquant.paged import PagedKVLayout
 
     lay = PagedKVLayout(H_KV, head_dim, bits, bits)
-    if paged:
-        page, bpt = PAGE * lay.bytes_per_token, lay.bytes_per_token
-        k = (page, bpt, lay.k_packed_bytes, page // 4, bpt // 4, 1)
-        v = (page, bpt, lay.v_packed_bytes, page // 4, bpt // 4, 1)
+    if paged:  # head-major pages: (page, token, head) strides, see turboquant.paged
+        page = lay.page_bytes(PAGE)
+        k = (page, lay.k_packed_bytes, PAGE * lay.k_packed_bytes, page // 4, 1, PAGE)
+        v = (page, lay.v_packed_bytes, PAGE * lay.v_packed_bytes, page // 4, 1, PAGE)
     else:  # [B, H, S, D*b/8] uint8 and [B, H, S] fp32, contiguous
         nb = lay.k_packed_bytes
         k = v = (H_KV * N * nb, nb, N * nb, H_KV * N, 1, N)
@@ -138,8 +138,10 @@ def compile_split(
         V_BYTES=v_byte_planes and v_planes and v_bits == 4,
         MASK_PRODUCT=product_masks,
     )
-    # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0
+    # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0;
+    # Triton's launcher passes an integer equal to 1 as a constant
     values = launch_strides(bits, paged, head_dim)
+    constants.update({name: 1 for name, v in values.items() if v == 1})
     aligned = [name for name, v in values.items() if v % 16 == 0]
     return compile_sm90(fn, POINTERS, constants, aligned, num_warps, 1)
 

@@ -23,18 +23,52 @@ def test_layout_arithmetic_d128():
     assert (lay.k_record, lay.v_record, lay.bytes_per_token) == (68, 68, 136)
     lay8 = PagedKVLayout(8, 128, 4, 4)
     assert lay8.bytes_per_token == 8 * 136 == token_bytes(128, 4, 4, 8)
-    # [K indices of 8 heads | their K norms | V indices | V norms]: every index row 32-byte aligned
-    assert [lay8.k_offset(h) for h in (0, 1, 7)] == [0, 64, 448]
-    assert [lay8.k_norm_offset(h) for h in (0, 1, 7)] == [512, 516, 540]
-    assert [lay8.v_offset(h) for h in (0, 1, 7)] == [544, 608, 992]
-    assert [lay8.v_norm_offset(h) for h in (0, 1, 7)] == [1056, 1060, 1084]
-    assert all(o % 32 == 0 for h in range(8) for o in (lay8.k_offset(h), lay8.v_offset(h)))
-    assert lay8.page_bytes(16) == 16 * 1088
+    # a page of 16 tokens: [K indices, 8 heads x 16 tokens x 64 B | K norms 8 x 16 x 4 B | V's]
+    assert lay8.page_offsets(16) == (0, 8192, 8704, 16896)
+    assert lay8.page_bytes(16) == 16 * 1088 == 16896 + 512
     lay3 = PagedKVLayout(8, 128, 3, 3)
     assert (lay3.k_record, lay3.bytes_per_token) == (52, 8 * 104)
     mixed = PagedKVLayout(4, 128, 4, 3)
     assert mixed.bytes_per_token == token_bytes(128, 4, 3, 4) == 4 * 120
-    assert mixed.v_offset(1) == 4 * 68 + 48 and mixed.v_norm_offset(3) == 4 * 68 + 4 * 48 + 12
+    assert mixed.page_offsets(2) == (0, 4 * 2 * 64, 4 * 2 * 68, 4 * 2 * 68 + 4 * 2 * 48)
+    assert mixed.page_offsets(2)[3] + 4 * 2 * 4 == mixed.page_bytes(2)
+
+
+def _slot_bytes(pool, lay, slot):
+    """The bytes of one slot cut out of the pool by the layout's definition (module docstring
+    of turboquant.paged), independently of its views: K indices [H, kb], K norms fp32 [H],
+    V indices [H, vb], V norms [H]."""
+    page, row = divmod(int(slot), pool.shape[1])
+    p, h = pool.shape[1], lay.num_kv_heads
+    data = pool[page].reshape(-1).cpu()
+    kb, vb = lay.k_packed_bytes, lay.v_packed_bytes
+    k_rows = torch.stack([data[(i * p + row) * kb :][:kb] for i in range(h)])
+    k_norms = torch.stack([data[h * p * kb + (i * p + row) * 4 :][:4] for i in range(h)])
+    v0 = h * p * (kb + 4)
+    v_rows = torch.stack([data[v0 + (i * p + row) * vb :][:vb] for i in range(h)])
+    v_norms = torch.stack([data[v0 + h * p * vb + (i * p + row) * 4 :][:4] for i in range(h)])
+    return k_rows, k_norms.view(torch.float32)[:, 0], v_rows, v_norms.view(torch.float32)[:, 0]
+
+
+@pytest.mark.parametrize("k_bits, v_bits, h, bs", [(4, 4, 3, 4), (3, 2, 2, 16)])
+def test_pages_hold_the_quantizers_records(k_bits, v_bits, h, bs):
+    """Every slot's bytes, found by the layout's definition, are the quantizers' packed records."""
+    torch.manual_seed(2)
+    d = 64
+    lay = PagedKVLayout(h, d, k_bits, v_bits)
+    kq, vq = _quantizers(d, k_bits, v_bits)
+    pool = allocate_pool(5, bs, lay, DEV)
+    slots = torch.randperm(5 * bs, device=DEV)[:11]
+    key, value = torch.randn(2, 11, h, d, device=DEV)
+    write_kv_reference(pool, lay, key, value, slots, kq, vq)
+    k_packed, k_norms = kq.quantize_packed(key)
+    v_packed, v_norms = vq.quantize_packed(value)
+    for t, slot in enumerate(slots.tolist()):
+        kr, kn, vr, vn = _slot_bytes(pool, lay, slot)
+        assert torch.equal(kr, k_packed[t].cpu()) and torch.equal(vr, v_packed[t].cpu())
+        assert torch.equal(kn, k_norms[t].cpu()) and torch.equal(vn, v_norms[t].cpu())
+    # nothing else was written
+    assert int((pool != 0).sum()) <= 11 * lay.bytes_per_token
 
 
 @pytest.mark.parametrize(
@@ -54,8 +88,8 @@ def test_layout_validation(kwargs, match):
 
 def test_layout_and_pool_errors():
     lay = PagedKVLayout(2, 64)
-    with pytest.raises(ValueError, match="KV head index"):
-        lay.k_offset(2)
+    with pytest.raises(ValueError, match="power of two"):
+        lay.page_offsets(24)
     with pytest.raises(ValueError, match="power of two"):
         lay.page_bytes(24)
     with pytest.raises(ValueError, match="power of two"):
@@ -107,7 +141,7 @@ def test_write_skips_padding_and_checks_slots():
     pool = allocate_pool(2, 16, lay, DEV)
     x = torch.randn(3, h, d, device=DEV)
     write_kv_reference(pool, lay, x, x, torch.tensor([4, -1, 9], device=DEV), kq, vq)
-    written = pool.view(32, -1).any(dim=1).nonzero().flatten().tolist()
+    written = [s for s in range(32) if any(part.any() for part in _slot_bytes(pool, lay, s))]
     assert written == [4, 9]
     with pytest.raises(ValueError, match="slot_mapping: expected slots < num_blocks"):
         write_kv_reference(pool, lay, x, x, torch.tensor([0, 1, 32], device=DEV), kq, vq)
@@ -137,9 +171,8 @@ def test_write_kv_kernel_matches_reference():
         # indices may differ only where a rotated coordinate sits on a codebook boundary
         mismatch = ((a - b).abs() > 1e-4 * b.abs().amax()).float().mean().item()
         assert mismatch < 0.01
-    untouched = torch.ones(64, dtype=torch.bool, device=DEV)
-    untouched[slots[slots >= 0]] = False
-    assert not fused.view(64, -1)[untouched].any()
+    kept = set(slots[slots >= 0].tolist())
+    assert not any(part.any() for s in range(64) if s not in kept for part in _slot_bytes(fused, lay, s))
 
 
 def test_block_table_errors():

@@ -498,6 +498,47 @@ def test_compress_slot_mapping_into_paged_pool(k_bits, v_bits):
     assert (flat[untouched] == 0xAB).all()
 
 
+@pytest.mark.parametrize("bits, page", [(4, 4), (3, 8), (2, 1)])
+def test_compress_slot_mapping_into_page_views(bits, page):
+    """Paged views ``[num_pages, P, H, nbytes]`` / ``[num_pages, P, H]`` (head-major pages, as
+    turboquant.paged lays them out): slot ``s`` goes to ``[s // P, s % P]``; skipped slots and
+    every other byte stay untouched."""
+    d, h, num_pages = 128, 3, 16 // page
+    q = _quantizer(d, bits)
+    nbytes = d * bits // 8
+    page_bytes = page * h * (nbytes + 4)
+    pool = torch.full((num_pages, page_bytes), 0xAB, dtype=torch.uint8, device=DEVICE)
+    packed = pool.as_strided((num_pages, page, h, nbytes), (page_bytes, nbytes, page * nbytes, 1))
+    words = pool.view(torch.float32)
+    norms = words.as_strided((num_pages, page, h), (page_bytes // 4, 1, page), page * h * nbytes // 4)
+    n_slots = num_pages * page
+    slots = torch.randperm(n_slots, device=DEVICE)[:6]
+    slots[2] = -1
+    x = torch.randn(6, h, d, device=DEVICE, dtype=torch.bfloat16)
+    tq4_compress(
+        x, q.rotation, q.boundaries, bits=bits, out_packed=packed, out_norms=norms, slot_mapping=slots
+    )
+    used = slots >= 0
+    pg, row = slots[used] // page, slots[used] % page
+    _assert_indices_match(q, x[used], packed[pg, row], norms[pg, row])
+    # the written bytes are exactly the used slots' records
+    expect = torch.full_like(pool, 0xAB)
+    ep = expect.as_strided(packed.shape, packed.stride())
+    en = expect.view(torch.float32).as_strided(norms.shape, norms.stride(), norms.storage_offset())
+    ep[pg, row], en[pg, row] = packed[pg, row], norms[pg, row]
+    assert torch.equal(pool, expect)
+    with pytest.raises(ValueError, match=r"\[num_pages, P, 3, " + str(nbytes) + r"\]"):
+        tq4_compress(
+            x,
+            q.rotation,
+            q.boundaries,
+            bits=bits,
+            out_packed=packed,
+            out_norms=norms[:, :, :2],
+            slot_mapping=slots,
+        )
+
+
 @pytest.mark.parametrize("d", [64, 96, 128, 256])
 @pytest.mark.parametrize("bits", [2, 3, 4])
 def test_decompress_matches_reference(d, bits):

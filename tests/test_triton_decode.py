@@ -401,11 +401,15 @@ def test_wave_programs_match_the_compiled_kernel(paged):
         pool = allocate_pool(b * n // 16, 16, lay, "cuda")
         k_rows, k_norms = _record_views(pool, lay, "k")
         v_rows, v_norms = _record_views(pool, lay, "v")
+
         # sequence i's token t in slot i * n + t: block table rows are consecutive pages
-        k_rows.view(b, n, h_kv, -1).copy_(kp.transpose(1, 2))
-        v_rows.view(b, n, h_kv, -1).copy_(vp.transpose(1, 2))
-        k_norms.view(b, n, h_kv).copy_(kn.transpose(1, 2))
-        v_norms.view(b, n, h_kv).copy_(vn.transpose(1, 2))
+        def pages(x):  # [B, H, N, ...] -> [B, N / 16, 16, H, ...], the views' order
+            return x.transpose(1, 2).unflatten(1, (n // 16, 16))
+
+        k_rows.unflatten(0, (b, n // 16)).copy_(pages(kp))
+        v_rows.unflatten(0, (b, n // 16)).copy_(pages(vp))
+        k_norms.unflatten(0, (b, n // 16)).copy_(pages(kn))
+        v_norms.unflatten(0, (b, n // 16)).copy_(pages(vn))
         table = torch.arange(b * n // 16, device="cuda", dtype=torch.int32).view(b, -1)
         lens = torch.full((b,), n, dtype=torch.int32, device="cuda")
         rest = (pool, lay, table, lens, qz.rotation, qz.centroids, qz.centroids)

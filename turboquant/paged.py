@@ -1,13 +1,12 @@
 """The paged TurboQuant KV pool: layout, slot-mapping writes, and plain-torch reads.
 
 One uint8 tensor ``[num_blocks, block_size, bytes_per_token]`` holds the compressed K and V of
-every KV head (docs/ARCHITECTURE.md, "Paged pool"). One token's slot holds, in order, the
-packed K indices of all KV heads (``D*k_bits/8`` bytes each), their K norms (fp32, 4 bytes
-little endian each), the packed V indices of all KV heads and their V norms: each head's index
-row starts at a multiple of its own size, so with 8 KV heads every row is 32-byte aligned and
-read in whole sectors and 16-byte vectors. Token ``t`` of a sequence
-lives in block ``block_table[t // block_size]`` at row ``t % block_size``; a *slot* is
-``block_id * block_size + row`` (vLLM's ``slot_mapping``).
+every KV head (docs/ARCHITECTURE.md, "Paged pool"). A page (block) of ``P = block_size`` tokens
+is *head-major*: the packed K indices of head 0's ``P`` tokens as one run, then head 1's, ...,
+then the K norms (fp32, ``[H, P]``), the V indices (``[H, P, D*v_bits/8]``) and the V norms, so
+the tile of one KV head, which is what a decode program reads, is one contiguous run per page.
+Token ``t`` of a sequence lives in block ``block_table[t // block_size]`` at row
+``t % block_size``; a *slot* is ``block_id * block_size + row`` (vLLM's ``slot_mapping``).
 
 This module imports no vllm: the vLLM backend, the paged decode kernel
 (:func:`turboquant.triton.decode.tq_paged_decode`) and the tests share it.
@@ -28,7 +27,7 @@ PAGED_BITS = (2, 3, 4)
 
 @dataclass(frozen=True)
 class PagedKVLayout:
-    """Byte layout of one token's slot in the paged pool.
+    """Byte layout of the paged pool's pages (see the module docstring).
 
     Args:
         num_kv_heads: KV heads stored per token (>= 1).
@@ -78,29 +77,18 @@ class PagedKVLayout:
 
     @property
     def bytes_per_token(self) -> int:
-        """Bytes of one token's slot: K indices and norms of all heads, then V's."""
+        """Bytes of one token in the pool: K indices and norms of all heads, then V's."""
         return self.num_kv_heads * (self.k_record + self.v_record)
 
-    def _check_head(self, h: int) -> int:
-        if isinstance(h, bool) or not isinstance(h, int) or not 0 <= h < self.num_kv_heads:
-            raise ValueError(f"h: expected a KV head index in [0, {self.num_kv_heads}), got {h!r}")
-        return h
-
-    def k_offset(self, h: int) -> int:
-        """Byte offset of KV head ``h``'s packed K indices inside a token's slot."""
-        return self._check_head(h) * self.k_packed_bytes
-
-    def k_norm_offset(self, h: int) -> int:
-        """Byte offset of KV head ``h``'s K norm (fp32) inside a token's slot."""
-        return self.num_kv_heads * self.k_packed_bytes + self._check_head(h) * NORM_BYTES
-
-    def v_offset(self, h: int) -> int:
-        """Byte offset of KV head ``h``'s packed V indices inside a token's slot."""
-        return self.num_kv_heads * self.k_record + self._check_head(h) * self.v_packed_bytes
-
-    def v_norm_offset(self, h: int) -> int:
-        """Byte offset of KV head ``h``'s V norm (fp32) inside a token's slot."""
-        return self.num_kv_heads * (self.k_record + self.v_packed_bytes) + self._check_head(h) * NORM_BYTES
+    def page_offsets(self, block_size: int) -> tuple[int, int, int, int]:
+        """Byte offsets inside a page of ``block_size`` tokens of its four regions: K indices
+        ``[H, P, D*k_bits/8]``, K norms fp32 ``[H, P]``, V indices ``[H, P, D*v_bits/8]``, V norms
+        ``[H, P]``."""
+        hp = self.num_kv_heads * _check_block_size(block_size)
+        k_norms = hp * self.k_packed_bytes
+        v = k_norms + hp * NORM_BYTES
+        v_norms = v + hp * self.v_packed_bytes
+        return 0, k_norms, v, v_norms
 
     def page_bytes(self, block_size: int) -> int:
         """Bytes of one page (block) of ``block_size`` tokens."""
@@ -207,20 +195,24 @@ def _check_write_inputs(pool, layout, key, value, slot_mapping, k_quantizer, v_q
 
 
 def _record_views(pool: torch.Tensor, layout: PagedKVLayout, which: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Strided views of the pool for K or V: packed uint8 ``[slots, H, D*b/8]`` and fp32 norms
-    ``[slots, H]`` (the pool seen as 4-byte words; every region is 4-byte aligned)."""
-    bpt, h = layout.bytes_per_token, layout.num_kv_heads
+    """Strided views of the pool for K or V: packed uint8 ``[num_blocks, P, H, D*b/8]`` and
+    fp32 norms ``[num_blocks, P, H]`` (the pool seen as 4-byte words; every region is 4-byte
+    aligned). Dimension 1 is the row in the page, so ``view[slot // P, slot % P]`` is a slot."""
+    num_blocks, page, h = pool.shape[0], pool.shape[1], layout.num_kv_heads
+    page_bytes = page * layout.bytes_per_token
+    k, k_norms, v, v_norms = layout.page_offsets(page)
     nbytes, start, norm_start = (
-        (layout.k_packed_bytes, layout.k_offset(0), layout.k_norm_offset(0))
-        if which == "k"
-        else (layout.v_packed_bytes, layout.v_offset(0), layout.v_norm_offset(0))
+        (layout.k_packed_bytes, k, k_norms) if which == "k" else (layout.v_packed_bytes, v, v_norms)
     )
-    slots = pool.shape[0] * pool.shape[1]
-    flat = pool.view(slots, bpt)
+    flat = pool.view(num_blocks, page_bytes)
     # as_strided takes an absolute storage offset: vLLM hands each layer a view into one buffer
-    packed = flat.as_strided((slots, h, nbytes), (bpt, nbytes, 1), flat.storage_offset() + start)
-    words = pool.view(torch.float32).view(slots, bpt // 4)
-    norms = words.as_strided((slots, h), (bpt // 4, 1), words.storage_offset() + norm_start // 4)
+    packed = flat.as_strided(
+        (num_blocks, page, h, nbytes), (page_bytes, nbytes, page * nbytes, 1), flat.storage_offset() + start
+    )
+    words = pool.view(torch.float32).view(num_blocks, page_bytes // 4)
+    norms = words.as_strided(
+        (num_blocks, page, h), (page_bytes // 4, 1, page), words.storage_offset() + norm_start // 4
+    )
     return packed, norms
 
 
@@ -253,13 +245,13 @@ def write_kv_reference(
     slots = slot_mapping[keep].long()
     if slots.numel() == 0:
         return
-    flat = pool.view(-1, layout.bytes_per_token)
-    sides = ((key, k_quantizer, layout.k_offset(0)), (value, v_quantizer, layout.v_offset(0)))
-    for x, quantizer, start in sides:
+    page = pool.shape[1]
+    blk, row = slots // page, slots % page
+    for x, quantizer, which in ((key, k_quantizer, "k"), (value, v_quantizer, "v")):
         packed, norms = quantizer.quantize_packed(x[keep], validate=False)  # [T, H, nb], [T, H]
-        # [indices of all heads | their norms], contiguous from the side's first index byte
-        region = torch.cat([packed.reshape(len(slots), -1), norms.contiguous().view(torch.uint8)], dim=-1)
-        flat[slots, start : start + region.shape[1]] = region
+        packed_view, norms_view = _record_views(pool, layout, which)
+        packed_view[blk, row] = packed
+        norms_view[blk, row] = norms
 
 
 def write_kv(
@@ -300,9 +292,10 @@ def read_slots(
     """Copy the records of ``slots`` (int64 ``[L]``, each < ``num_blocks * block_size``) out of
     the pool: ``(k_packed [L, H, D*kb/8], k_norms fp32 [L, H], v_packed, v_norms)``."""
     check_pool(pool, layout)
+    blk, row = slots // pool.shape[1], slots % pool.shape[1]
     k_packed, k_norms = _record_views(pool, layout, "k")
     v_packed, v_norms = _record_views(pool, layout, "v")
-    return k_packed[slots], k_norms[slots], v_packed[slots], v_norms[slots]
+    return k_packed[blk, row], k_norms[blk, row], v_packed[blk, row], v_norms[blk, row]
 
 
 def sequence_slots(block_table_row: torch.Tensor, seq_len: int, block_size: int) -> torch.Tensor:

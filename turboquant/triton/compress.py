@@ -484,9 +484,11 @@ def _compress_kernel(
     sx_t,
     sx_h,
     sx_d,
+    sp_pg,
     sp_t,
     sp_h,
     sp_b,
+    sn_pg,
     sn_t,
     sn_h,
     D: tl.constexpr,
@@ -504,6 +506,7 @@ def _compress_kernel(
     SIGNS: tl.constexpr,
     USE_ASM: tl.constexpr,
     PREFETCH: tl.constexpr,
+    PAGE: tl.constexpr,
     BLOCK_R: tl.constexpr,
 ):
     # Persistent grid: each program walks row blocks, so the next block's loads overlap this
@@ -537,8 +540,10 @@ def _compress_kernel(
             row_ok = row_ok & (t_out >= 0)
         else:
             t_out = t
-        out_row = packed_ptr + t_out * sp_t + h * sp_h
-        tl.store(norms_ptr + t_out * sn_t + h * sn_h, norm, mask=row_ok)
+        # output row t_out is row t_out % PAGE of page t_out // PAGE (PAGE = 1: row t_out)
+        pg, r = t_out // PAGE, t_out % PAGE
+        out_row = packed_ptr + pg * sp_pg + r * sp_t + h * sp_h
+        tl.store(norms_ptr + pg * sn_pg + r * sn_t + h * sn_h, norm, mask=row_ok)
 
         NG: tl.constexpr = CHUNK // GSIZE  # packing groups per chunk
         for c0 in tl.static_range(0, D, CHUNK):
@@ -653,11 +658,12 @@ def tq4_compress(
         bits: 2, 3 or 4.
         out_packed, out_norms: optional outputs. Without ``slot_mapping``: shapes
             ``[..., D*bits/8]`` uint8 and ``[...]`` fp32 (as returned). With
-            ``slot_mapping``: 3-D views ``[T_out, H, D*bits/8]`` and ``[T_out, H]`` (any
-            strides, e.g. into a paged pool), required.
+            ``slot_mapping``, required: views ``[T_out, H, D*bits/8]`` and ``[T_out, H]``, or
+            paged views ``[num_pages, P, H, D*bits/8]`` and ``[num_pages, P, H]`` in which
+            output row ``s`` is ``[s // P, s % P]`` (any strides, e.g. into a paged pool).
         slot_mapping: optional int64 ``[T]`` for ``x`` of shape ``[T, H, D]``: input row ``t``
             goes to output row ``slot_mapping[t]``; negative entries are skipped. Entries must
-            be ``< T_out`` (not checked: that would need a device sync).
+            be ``< T_out`` (``num_pages * P``; not checked: that would need a device sync).
 
     Returns:
         ``(packed, norms)``: uint8 ``[..., D*bits/8]`` and fp32 ``[...]`` (the ``out_*``
@@ -683,19 +689,27 @@ def tq4_compress(
                 f"[T={slot_mapping.shape[0]}, H, D], got {tuple(x.shape)}"
             )
         if out_packed is None or out_norms is None:
-            raise ValueError("slot_mapping needs out_packed [T_out, H, nbytes] and out_norms [T_out, H]")
-        check_tensor("out_packed", out_packed, ndim=3, dtypes=(torch.uint8,), device=dev)
-        check_tensor("out_norms", out_norms, ndim=2, dtypes=(torch.float32,), device=dev)
+            raise ValueError(
+                "slot_mapping needs out_packed [T_out, H, nbytes] and out_norms [T_out, H] "
+                "(or paged views [num_pages, P, H, nbytes] and [num_pages, P, H])"
+            )
+        check_tensor("out_packed", out_packed, dtypes=(torch.uint8,), device=dev)
+        check_tensor("out_norms", out_norms, dtypes=(torch.float32,), device=dev)
         h = x.shape[1]
-        if tuple(out_packed.shape[1:]) != (h, nbytes) or tuple(out_norms.shape) != tuple(
-            out_packed.shape[:2]
+        if (
+            out_packed.dim() not in (3, 4)
+            or tuple(out_packed.shape[-2:]) != (h, nbytes)
+            or tuple(out_norms.shape) != tuple(out_packed.shape[:-1])
         ):
             raise ValueError(
-                f"out_packed/out_norms: expected shapes [T_out, {h}, {nbytes}] and [T_out, {h}], "
-                f"got {tuple(out_packed.shape)} and {tuple(out_norms.shape)}"
+                f"out_packed/out_norms: expected shapes [T_out, {h}, {nbytes}] and [T_out, {h}], or "
+                f"[num_pages, P, {h}, {nbytes}] and [num_pages, P, {h}]; got "
+                f"{tuple(out_packed.shape)} and {tuple(out_norms.shape)}"
             )
-        x3, p3, n3 = x, out_packed, out_norms
+        x3, p4, n4 = x, out_packed, out_norms
         result = (out_packed, out_norms)
+        if out_packed.dim() == 3:
+            p4, n4 = out_packed.unsqueeze(1), out_norms.unsqueeze(1)
     else:
         lead = tuple(x.shape[:-1])
         if out_packed is None:
@@ -711,12 +725,12 @@ def tq4_compress(
             )
         result = (out_packed, out_norms)
         if x.dim() == 3:
-            x3, p3, n3 = x, out_packed, out_norms
+            x3, p4, n4 = x, out_packed.unsqueeze(1), out_norms.unsqueeze(1)
         else:
             try:
                 x3 = x.reshape(-1, 1, d)
-                p3 = out_packed.view(-1, 1, nbytes)
-                n3 = out_norms.view(-1, 1)
+                p4 = out_packed.view(-1, 1, 1, nbytes)
+                n4 = out_norms.view(-1, 1, 1)
             except RuntimeError as err:
                 raise ValueError(
                     f"out_packed/out_norms: need strides that allow a flat view ({err})"
@@ -749,14 +763,14 @@ def tq4_compress(
         WORDS3=bits == 3
         and d == 128
         and PACK3_WORDS
-        and p3.data_ptr() % 4 == 0
-        and p3.stride(0) % 4 == 0
-        and p3.stride(1) % 4 == 0
-        and p3.stride(2) == 1,
+        and p4.data_ptr() % 4 == 0
+        and all(st % 4 == 0 for st in p4.stride()[:3])
+        and p4.stride(3) == 1,
         BF16_PIECES=BF16_PIECES,
         SIGNS=rot_scale is not None,
         USE_ASM=BUCKET_ASM and not INTERPRET,
         PREFETCH=PREFETCH_ROWS,
+        PAGE=p4.shape[1],  # p4/n4: [pages, rows per page, H, ...] (1 row per page unless paged views)
     )
     # Only large writes are tuned, once per kernel variant (the autotuner's key); after that,
     # and for small writes (decode steps, the first config), the kernel is launched directly:
@@ -770,7 +784,7 @@ def tq4_compress(
     else:
         tuned_key = (dev, *(constants[k] for k in _compress_kernel.keys))
         launch = _TUNED.get(tuned_key)
-    args = (x3, rotation, boundaries, p3, n3, slot_mapping if slot_mapping is not None else n3)
+    args = (x3, rotation, boundaries, p4, n4, slot_mapping if slot_mapping is not None else n4)
     args += (
         tab,
         tab_scale,
@@ -779,8 +793,8 @@ def tq4_compress(
         n_rows,
         x3.shape[1],
         *x3.stride(),
-        *p3.stride(),
-        *n3.stride(),
+        *p4.stride(),
+        *n4.stride(),
     )
     if launch is None:
         _compress_kernel[grid](*args, **constants)

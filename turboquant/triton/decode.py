@@ -1973,9 +1973,9 @@ def tq_paged_decode(
             raise ValueError(f"seq_lens: max {int(seq_lens.max())} exceeds max_seq_len={max_seq_len}")
 
     # the pool's own views (the layout lives in turboquant.paged): K indices, K norms, V's;
-    # each [slots, H, ...] with its page, token and head strides
+    # each [num_blocks, block_size, H, ...]: its page, token and head strides
     tensors = (*_record_views(pool, layout, "k"), *_record_views(pool, layout, "v"))
-    strides = tuple(s for t in tensors for s in (block_size * t.stride(0), t.stride(0), t.stride(1)))
+    strides = tuple(s for t in tensors for s in t.stride()[:3])
     return _launch(
         q3,
         layout.num_kv_heads,

@@ -54,7 +54,8 @@ class TQ4FullAttentionSpec(FullAttentionSpec):
     """A ``FullAttentionSpec`` whose pages hold TurboQuant records.
 
     ``dtype`` is uint8, ``num_head_slots`` 1 and ``state_content_bytes`` the layout's
-    ``bytes_per_token`` (all KV heads' K indices and norms, then their V's), so vLLM's
+    ``bytes_per_token`` (all KV heads' K indices and norms, then their V's; laid out
+    head-major within each page, :mod:`turboquant.paged`), so vLLM's
     ``page_size_bytes`` is ``block_size * bytes_per_token``. Grouped with full attention by
     vLLM's spec registry (it is a subclass).
     """
@@ -88,7 +89,7 @@ class TQ4FullAttentionSpec(FullAttentionSpec):
 
     @property
     def layout(self) -> PagedKVLayout:
-        """The byte layout of one token's slot."""
+        """The byte layout of the pages."""
         return PagedKVLayout(self.num_kv_heads, self.head_size, self.k_bits, self.v_bits)
 
     @classmethod
@@ -199,8 +200,9 @@ class TQ4AttentionBackend(AttentionBackend):
     ) -> tuple[int, int, int]:
         """Packed pool shape ``(num_blocks, block_size, bytes_per_token)`` for the env's bits.
 
-        The last dimension holds ``[K indices of all heads | their fp32 norms | V indices of
-        all heads | their norms]`` (:class:`turboquant.paged.PagedKVLayout`). (vLLM 0.32
+        A block's ``block_size * bytes_per_token`` bytes hold, head-major, ``[K indices
+        [H, block_size, D*k_bits/8] | K norms fp32 [H, block_size] | V indices | V norms]``
+        (:class:`turboquant.paged.PagedKVLayout`). (vLLM 0.32
         derives the cache view from the spec instead; this is the same shape without the unit
         head-slot axis.)
         """

@@ -53,7 +53,7 @@ def compile_compress(
     constants = dict(D=128, BLOCK_D=128, CHUNK=128, BITS=bits, GSIZE=gsize, GBYTES=gbytes, IN_KIND=2)
     constants.update(HAS_SLOTS=False, SYMMETRIC=bits == 4 and not table, TABLE=table)
     constants.update(WORDS3=bits == 3 and words3, BF16_PIECES=compress.BF16_PIECES, SIGNS=signs)
-    constants.update(USE_ASM=use_asm, PREFETCH=prefetch, BLOCK_R=block_r, sx_d=1, sp_b=1, PAGE=1)
+    constants.update(USE_ASM=use_asm, PREFETCH=prefetch, BLOCK_R=block_r, sx_d=1, sp_b=1, sn_h=1, PAGE=1)
     types = {"tab_scale": "fp32", "tab_offset": "fp32", "rot_scale": "fp32"}
     return report.compile_sm90(fn, POINTERS, constants, ALIGNED, warps, stages, types=types)
 

@@ -464,8 +464,9 @@ def test_compress_strided_input_and_out_buffers():
 
 @pytest.mark.parametrize("k_bits,v_bits", [(4, 4), (3, 2)])
 def test_compress_slot_mapping_into_paged_pool(k_bits, v_bits):
-    """Write K and V records through strided views of one uint8 pool (the paged layout of
-    docs/ARCHITECTURE.md); negative slots are skipped and other slots stay untouched."""
+    """Write K and V records through 3-D strided views of one uint8 pool (each slot's bytes
+    ``[K records of all heads | V records]``); negative slots are skipped and other slots stay
+    untouched. The pool's own head-major pages: the next test."""
     d, h, block_size, num_blocks = 64, 2, 4, 3
     qk, qv = _quantizer(d, k_bits), _quantizer(d, v_bits)
     k_rec, v_rec = d * k_bits // 8 + 4, d * v_bits // 8 + 4

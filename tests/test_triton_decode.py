@@ -406,10 +406,8 @@ def test_wave_programs_match_the_compiled_kernel(paged):
         def pages(x):  # [B, H, N, ...] -> [B, N / 16, 16, H, ...], the views' order
             return x.transpose(1, 2).unflatten(1, (n // 16, 16))
 
-        k_rows.unflatten(0, (b, n // 16)).copy_(pages(kp))
-        v_rows.unflatten(0, (b, n // 16)).copy_(pages(vp))
-        k_norms.unflatten(0, (b, n // 16)).copy_(pages(kn))
-        v_norms.unflatten(0, (b, n // 16)).copy_(pages(vn))
+        for view, x in ((k_rows, kp), (v_rows, vp), (k_norms, kn), (v_norms, vn)):
+            view.unflatten(0, (b, n // 16)).copy_(pages(x))
         table = torch.arange(b * n // 16, device="cuda", dtype=torch.int32).view(b, -1)
         lens = torch.full((b,), n, dtype=torch.int32, device="cuda")
         rest = (pool, lay, table, lens, qz.rotation, qz.centroids, qz.centroids)

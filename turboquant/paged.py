@@ -199,7 +199,7 @@ def _record_views(pool: torch.Tensor, layout: PagedKVLayout, which: str) -> tupl
     fp32 norms ``[num_blocks, P, H]`` (the pool seen as 4-byte words; every region is 4-byte
     aligned). Dimension 1 is the row in the page, so ``view[slot // P, slot % P]`` is a slot."""
     num_blocks, page, h = pool.shape[0], pool.shape[1], layout.num_kv_heads
-    page_bytes = page * layout.bytes_per_token
+    page_bytes = layout.page_bytes(page)
     k, k_norms, v, v_norms = layout.page_offsets(page)
     nbytes, start, norm_start = (
         (layout.k_packed_bytes, k, k_norms) if which == "k" else (layout.v_packed_bytes, v, v_norms)

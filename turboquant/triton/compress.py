@@ -706,10 +706,10 @@ def tq4_compress(
                 f"[num_pages, P, {h}, {nbytes}] and [num_pages, P, {h}]; got "
                 f"{tuple(out_packed.shape)} and {tuple(out_norms.shape)}"
             )
-        x3, p4, n4 = x, out_packed, out_norms
-        result = (out_packed, out_norms)
-        if out_packed.dim() == 3:
-            p4, n4 = out_packed.unsqueeze(1), out_norms.unsqueeze(1)
+        x3, result = x, (out_packed, out_norms)
+        p4, n4 = out_packed, out_norms
+        if out_packed.dim() == 3:  # 3-D outputs as pages of one row
+            p4, n4 = out_packed[:, None], out_norms[:, None]
     else:
         lead = tuple(x.shape[:-1])
         if out_packed is None:

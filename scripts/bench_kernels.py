@@ -229,6 +229,14 @@ def _prefill_tq(q, k, v, k_bits: int, v_bits: int) -> dict:
                 return triton_flash_attention_tq4_kv(*kv, is_causal=True, v_centroids=qv.centroids)
 
         kernels["triton_flash_attention_tq4_kv[k4v4,halves]"] = halves
+
+        def heads_first(flip=not flash_attention_module.HEADS_FIRST):  # A/B of the launch order
+            with switched(flash_attention_module, HEADS_FIRST=flip):
+                return triton_flash_attention_tq4_kv(*kv, is_causal=True, v_centroids=qv.centroids)
+
+        kernels[
+            f"triton_flash_attention_tq4_kv[k4v4,heads first={not flash_attention_module.HEADS_FIRST}]"
+        ] = heads_first
     return kernels
 
 

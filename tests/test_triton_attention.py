@@ -110,6 +110,31 @@ def test_flash_attention_matches_sdpa_and_strided_inputs():
     _check(out, ref.to(F16))
 
 
+@pytest.mark.parametrize("heads_first", [False, True])
+def test_causal_launch_orders_give_the_same_outputs(heads_first, monkeypatch):
+    """``flash_attention.HEADS_FIRST`` only reorders the programs: each (head, query block)
+    computes the same thing, so both orders give the reference's outputs and each other's
+    bits (dense and compressed K/V, causal; 3 query blocks of 16 under the interpreter)."""
+    import turboquant.triton.flash_attention as fa
+
+    q, k, v = _qkv(2, 4, 2, 40, 57, 64, BF16)
+    qz = TurboQuantMSE(64, 4).to(DEVICE)
+    kp, kn = qz.quantize_packed(k.float())
+    vp, vn = qz.quantize_packed(v.float())
+    kv = (q, kp, kn, vp, vn, qz.centroids, qz.rotation)
+    monkeypatch.setattr(fa, "HEADS_FIRST", not heads_first)
+    other = (
+        triton_flash_attention(q, k, v, is_causal=True),
+        triton_flash_attention_tq4_kv(*kv, is_causal=True),
+    )
+    monkeypatch.setattr(fa, "HEADS_FIRST", heads_first)
+    dense = triton_flash_attention(q, k, v, is_causal=True)
+    packed = triton_flash_attention_tq4_kv(*kv, is_causal=True)
+    _check(dense, flash_attention_reference(q, k, v, is_causal=True))
+    _check(packed, flash_attention_tq4_kv_reference(*kv, is_causal=True))
+    assert torch.equal(dense, other[0]) and torch.equal(packed, other[1])
+
+
 def test_flash_attention_fully_masked_rows_are_zero():
     q, k, v = _qkv(1, 2, 1, 3, 17, 64, F16)
     mask = torch.ones(1, 1, 3, 17, dtype=torch.bool, device=DEVICE)

@@ -38,6 +38,10 @@ _INTERPRET_TILE = tl.constexpr(INTERPRET)
 # spills, and measured slower on an H200 (session 19, 8K: 2716 against 2601 µs; 16K: 8875
 # against 8444).
 PAIR_LOOKUP = True
+# causal launches list the programs heads first (every head's last query block, then every
+# head's second-to-last, ...), so the longest programs of all heads start first; False: query
+# blocks first within each head (the order before session 37; A/B in its docs/results)
+HEADS_FIRST = False
 LOG2E = 1.4426950408889634
 
 # Autotune configs, in one place (BLOCK_M, BLOCK_N, num_warps, num_stages). The interpreter
@@ -426,11 +430,16 @@ def _attn_fwd(
     PAIR: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    HEADS_FIRST: tl.constexpr = False,
 ):
-    start_m = tl.program_id(0)
-    if IS_CAUSAL:  # longest query blocks (most keys) first: better tail balance
-        start_m = tl.num_programs(0) - 1 - start_m
-    pid_bh = tl.program_id(1)
+    if HEADS_FIRST:  # grid (heads, query blocks): see the module's HEADS_FIRST
+        start_m = tl.num_programs(1) - 1 - tl.program_id(1)
+        pid_bh = tl.program_id(0)
+    else:
+        start_m = tl.program_id(0)
+        if IS_CAUSAL:  # longest query blocks (most keys) first: better tail balance
+            start_m = tl.num_programs(0) - 1 - start_m
+        pid_bh = tl.program_id(1)
     off_b = (pid_bh // H_Q).to(tl.int64)
     off_h = (pid_bh % H_Q).to(tl.int64)
     off_kv = off_h // GROUP
@@ -676,7 +685,11 @@ def launch_attention(
     kn = k_norms if k_norms is not None else dummy.new_zeros(1, 1, 1, dtype=torch.float32)
     vn = v_norms if v_norms is not None else dummy.new_zeros(1, 1, 1, dtype=torch.float32)
     m = mask if mask is not None else dummy
-    grid = lambda meta: (triton.cdiv(ql, meta["BLOCK_M"]), b * hq)  # noqa: E731
+    heads_first = HEADS_FIRST and bool(is_causal)
+    if heads_first:
+        grid = lambda meta: (b * hq, triton.cdiv(ql, meta["BLOCK_M"]))  # noqa: E731
+    else:
+        grid = lambda meta: (triton.cdiv(ql, meta["BLOCK_M"]), b * hq)  # noqa: E731
     _attn_fwd[grid](
         q,
         k,
@@ -709,6 +722,7 @@ def launch_attention(
         IS_CAUSAL=bool(is_causal),
         HAS_MASK=mask is not None,
         PAIR=1 if PAIR_LOOKUP else 0,  # the pure asm: see the note at PAIR_LOOKUP
+        HEADS_FIRST=heads_first,
     )
     return out
 

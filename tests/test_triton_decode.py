@@ -364,7 +364,11 @@ def test_wave_cap_cuts_plans_to_whole_waves():
     assert wave(dataclasses.replace(DEFAULT_CONFIG, k_byte_planes=False), 4, 4, 128, False) is None
     assert wave(dataclasses.replace(DEFAULT_CONFIG, v_byte_planes=False), 4, 4, 128, True) is None
     assert wave(dataclasses.replace(DEFAULT_CONFIG, product_masks=False), 4, 4, 128, True) is None
-    assert wave(dataclasses.replace(DEFAULT_CONFIG, balanced=True), 4, 4, 128, True) is None  # 206 registers
+    balanced = dataclasses.replace(DEFAULT_CONFIG, balanced=True)
+    assert wave(balanced, 4, 4, 128, True) == wave(balanced, 4, 4, 128, False) == 8  # 206 and 208 registers
+    assert wave(dataclasses.replace(balanced, maxnreg=168), 4, 4, 128, True) == 12
+    assert wave(dataclasses.replace(balanced, maxnreg=200), 4, 4, 128, True) is None
+    assert wave(dataclasses.replace(balanced, k_registers=False), 4, 4, 128, True) is None
     with pytest.raises(TypeError, match="wave_cap: expected a bool"):
         DecodeConfig(wave_cap=1)
 
@@ -505,6 +509,15 @@ def test_wave_programs_match_the_compiled_kernel(paged):
     ref = tq_decode_reference(q[:, :, None], *args)[:, :, 0]
     _close(capped, ref, torch.bfloat16)
     _close(run(dataclasses.replace(config, wave_cap=False)), ref, torch.bfloat16)
+    # the balanced kernel's counts, uncapped and capped at 168 registers
+    for maxnreg, want in decode_module.BALANCED_WAVE_PROGRAMS.items():
+        for cache in kernel.device_caches.values():
+            cache[0].clear()
+        out = run(dataclasses.replace(DEFAULT_CONFIG, balanced=True, maxnreg=maxnreg))
+        (k,) = [k for cache in kernel.device_caches.values() for k in cache[0].values()]
+        fit = _fit_per_sm(k.n_regs, k.metadata.shared, k.metadata.num_warps)
+        assert k.n_spills == 0 and fit == want, (maxnreg, k.n_regs, k.n_spills, fit)
+        _close(out, ref, torch.bfloat16)
 
 
 def test_small_work_config_matches_reference():

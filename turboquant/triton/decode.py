@@ -257,6 +257,10 @@ EARLY_REDUCE_TOKENS = 1 << 18  # ... or, with one-warp tiles, from this much wor
 # that 65536 / 6656 suggests (before k_byte_planes it took 198, also 8). A GPU test checks
 # them against the compiled kernels.
 WAVE_PROGRAMS = {"paged": 12, "contiguous": 8}
+# ... and of the balanced kernel (DecodeConfig.balanced, its body compiled twice), by its
+# register cap: uncapped paged 206 / contiguous 208 registers, 8 programs per SM; with
+# maxnreg=168 168 / 167 and no spills, 12 (Triton 3.6 static report, session 37)
+BALANCED_WAVE_PROGRAMS = {None: 8, 168: 12}
 # DecodeConfig.wave_cap cuts a split count only where each split keeps this many tokens (H100,
 # session 28 run 1: B=32 N=1K was 3% slower with 6 splits of 192 tokens than with the
 # automatic 8; B=32 N=4K 5% faster with 6 of 704, B=16 N=4K 1% with 12 of 352)
@@ -1754,7 +1758,9 @@ def balanced_plan(
     ``max_len``, numbered pair by pair; program ``p`` of ``programs`` (``wave_programs``, or
     else ``ctas_per_sm``, per SM) takes tiles ``[p T / programs, (p + 1) T / programs)`` of the
     ``T = pairs * tiles``, in one pair or two, and writes a partial result per pair into one of
-    that pair's ``slots``. None where it does not apply: fewer programs than pairs (a range
+    that pair's ``slots``. ``balanced`` launches take their programs per SM from
+    :data:`BALANCED_WAVE_PROGRAMS` where :func:`wave_programs` knows the kernel (so
+    ``maxnreg=168`` gives 12 per SM, none 8). None where it does not apply: fewer programs than pairs (a range
     could span three pairs), on average fewer than ``min_split_tokens`` tokens per program,
     or ``programs * T`` past the kernels' 32-bit range arithmetic."""
     tiles = max(1, -(-max_len // config.block_n))
@@ -1777,6 +1783,11 @@ def wave_programs(
     row copies, and so the registers, depend on the group), with the default switches."""
     if (k_bits, v_bits, d, group) != (4, 4, 128, 4):
         return None
+    if config.balanced:  # its own counts, by its register cap
+        fields = [f for f in _REGISTER_FIELDS if f not in ("balanced", "maxnreg")]
+        if any(getattr(config, f) != getattr(DEFAULT_CONFIG, f) for f in fields):
+            return None
+        return BALANCED_WAVE_PROGRAMS.get(config.maxnreg)
     if any(getattr(config, f) != getattr(DEFAULT_CONFIG, f) for f in _REGISTER_FIELDS):
         return None
     return WAVE_PROGRAMS["paged" if paged else "contiguous"]

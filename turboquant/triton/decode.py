@@ -1273,7 +1273,7 @@ def _split_kernel(
             b = pair // H_KV
             h = pair % H_KV
             # slot of this range among the pair's: programs before it that hold tiles of the pair
-            split = prog - ((pair * stream_tiles + 1) * n_prog - 1) // stream_total
+            split = prog - _program_of(pair * stream_tiles, n_prog, stream_total)
         else:  # (this order of the lines below gives 168 registers, others up to 197: Triton 3.6)
             split = tl.program_id(0)
             h = tl.program_id(1)
@@ -1584,6 +1584,13 @@ def _split_kernel(
 
 
 @triton.jit
+def _program_of(tile, programs, total):
+    """The balanced launch's program whose range ``[p T / P, (p + 1) T / P)`` holds ``tile``
+    (``T = total`` tiles, ``P = programs``; see :func:`balanced_plan`)."""
+    return ((tile + 1) * programs - 1) // total
+
+
+@triton.jit
 def _reduce_kernel(
     ACC,
     ML,
@@ -1630,8 +1637,8 @@ def _reduce_kernel(
     base = (b * H_KV + h) * num_splits * G
     if STREAM:  # the split kernel's programs whose ranges hold tiles of this pair (its STREAM)
         pair = (b * H_KV + h).to(tl.int64)
-        first = ((pair * stream_tiles + 1) * stream_programs - 1) // stream_total
-        last = ((pair + 1) * stream_tiles * stream_programs - 1) // stream_total
+        first = _program_of(pair * stream_tiles, stream_programs, stream_total)
+        last = _program_of((pair + 1) * stream_tiles - 1, stream_programs, stream_total)
         n_rows = ((last - first + 1) * G).to(tl.int32)
     else:
         n_rows = num_splits * G
@@ -1758,11 +1765,11 @@ def balanced_plan(
     ``max_len``, numbered pair by pair; program ``p`` of ``programs`` (``wave_programs``, or
     else ``ctas_per_sm``, per SM) takes tiles ``[p T / programs, (p + 1) T / programs)`` of the
     ``T = pairs * tiles``, in one pair or two, and writes a partial result per pair into one of
-    that pair's ``slots``. ``balanced`` launches take their programs per SM from
-    :data:`BALANCED_WAVE_PROGRAMS` where :func:`wave_programs` knows the kernel (so
-    ``maxnreg=168`` gives 12 per SM, none 8). None where it does not apply: fewer programs than pairs (a range
-    could span three pairs), on average fewer than ``min_split_tokens`` tokens per program,
-    or ``programs * T`` past the kernels' 32-bit range arithmetic."""
+    that pair's ``slots``. The launcher takes ``wave_programs`` from
+    :data:`BALANCED_WAVE_PROGRAMS` where :func:`wave_programs` knows the kernel (12 per SM
+    with ``maxnreg=168``, 8 without). None where it does not apply: fewer programs than pairs
+    (a range could span three pairs), on average fewer than ``min_split_tokens`` tokens per
+    program, or ``programs * T`` past the kernels' 32-bit range arithmetic."""
     tiles = max(1, -(-max_len // config.block_n))
     programs = (wave_programs or config.ctas_per_sm) * _num_sms(device)
     total = pairs * tiles
@@ -1783,13 +1790,11 @@ def wave_programs(
     row copies, and so the registers, depend on the group), with the default switches."""
     if (k_bits, v_bits, d, group) != (4, 4, 128, 4):
         return None
-    if config.balanced:  # its own counts, by its register cap
-        fields = [f for f in _REGISTER_FIELDS if f not in ("balanced", "maxnreg")]
-        if any(getattr(config, f) != getattr(DEFAULT_CONFIG, f) for f in fields):
-            return None
-        return BALANCED_WAVE_PROGRAMS.get(config.maxnreg)
-    if any(getattr(config, f) != getattr(DEFAULT_CONFIG, f) for f in _REGISTER_FIELDS):
+    free = ("balanced", "maxnreg") if config.balanced else ()  # the balanced kernel: by its cap
+    if any(getattr(config, f) != getattr(DEFAULT_CONFIG, f) for f in _REGISTER_FIELDS if f not in free):
         return None
+    if config.balanced:
+        return BALANCED_WAVE_PROGRAMS.get(config.maxnreg)
     return WAVE_PROGRAMS["paged" if paged else "contiguous"]
 
 
@@ -1905,11 +1910,12 @@ def _launch(
     )
     if stream:
         programs, stream_tiles, splits = stream
-        chunk = -(-b * h_kv * stream_tiles // programs) * config.block_n
+        stream_total = b * h_kv * stream_tiles
+        chunk = -(-stream_total // programs) * config.block_n  # a program's tokens (planes_min_chunk)
         grid = (programs, 1, 1)
     else:
         splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits, wave)
-        programs, stream_tiles, grid = 1, 1, (splits, h_kv, b)
+        programs, stream_tiles, stream_total, grid = 1, 1, 1, (splits, h_kv, b)
     planes = config.planes and chunk >= config.planes_min_chunk
     v_planes = planes and _plane_dots(v_bits, d, config.num_warps)
     pdl = config.pdl and _has_pdl(dev)
@@ -1954,7 +1960,7 @@ def _launch(
         splits,
         h_kv,
         stream_tiles,
-        b * h_kv * stream_tiles,
+        stream_total,
         G=g,
         G_PAD=g_pad,
         D=d,
@@ -2001,7 +2007,7 @@ def _launch(
         out.stride(1),
         splits,
         stream_tiles,
-        b * h_kv * stream_tiles,
+        stream_total,
         programs,
         G=g,
         G_PAD=g_pad,

@@ -38,14 +38,12 @@ def variants() -> list[tuple]:
     out = [("prep", d) for d in HEAD_DIMS]
     out += [("tables", nk, nv) for nk, nv in ((16, 16), (8, 8), (4, 4), (16, 8), (8, 4))]
     out += [("reduce", d, rows, warps) for d in HEAD_DIMS for rows, warps in ((32, 4), (128, 8))]
-    out += [("reduce", 128, 32, 4, "balanced")]
     for (kb, vb), d, (bn, w) in itertools.product(BITS, HEAD_DIMS, TILES):
         out.append(("split", kb, vb, d, bn, w, True))
     out += [("split", 4, 4, 128, 32, 1, False), ("split", 3, 3, 128, 32, 1, False)]  # contiguous
     out += [("split", 4, 4, 128, 32, 1, paged, "no_k_byte_planes") for paged in (True, False)]
     out += [("split", 4, 4, 128, 32, 1, paged, "no_v_byte_planes") for paged in (True, False)]
     out += [("split", 4, 4, 128, 32, 1, paged, "no_product_masks") for paged in (True, False)]
-    out += [("split", 4, 4, 128, 32, 1, paged, "balanced") for paged in (True, False)]
     out += [
         ("compress", *cfg, asm, True, table)
         for cfg in ((64, 4, 1), (128, 8, 1))
@@ -75,11 +73,9 @@ def compile_one(v: tuple) -> str | None:
             pointers = {"KC": "*fp32", "VC": "*fp32", "TAB": "*fp16"}
             report.compile_sm90(decode._tables_kernel, pointers, dict(NK=v[1], NV=v[2]), [], 1, 1)
         elif v[0] == "reduce":
-            _, d, rows, warps, *flags = v
+            _, d, rows, warps = v
             pointers = {"ACC": "*fp32", "ML": "*fp32", "ROTP": "*bf16", "OUT": "*bf16"}
-            consts = dict(
-                G=4, G_PAD=16, D=d, ROWS=max(16, rows * 128 // d), PDL=True, STREAM="balanced" in flags
-            )
+            consts = dict(G=4, G_PAD=16, D=d, ROWS=max(16, rows * 128 // d), PDL=True)
             report.compile_sm90(decode._reduce_kernel, pointers, consts, [], warps, 1)
         elif v[0] == "compress":
             import compress_static_report
@@ -101,7 +97,6 @@ def compile_one(v: tuple) -> str | None:
                 k_byte_planes="no_k_byte_planes" not in flags,
                 v_byte_planes="no_v_byte_planes" not in flags and "no_k_byte_planes" not in flags,
                 product_masks="no_product_masks" not in flags,
-                stream="balanced" in flags,
             )
             wrong = report.movmatrix_layout_errors(kernel.asm["ttgir"])
             if wrong:

@@ -69,16 +69,7 @@ def launch_strides(bits: int, paged: bool, head_dim: int = 128) -> dict[str, int
     return dict(zip(names, values, strict=True), stride_bt=N // PAGE, chunk=1024)
 
 
-def compile_sm90(
-    fn,
-    pointers: dict,
-    constants: dict,
-    aligned,
-    warps: int,
-    stages: int,
-    types=None,
-    maxnreg: int | None = None,
-):
+def compile_sm90(fn, pointers: dict, constants: dict, aligned, warps: int, stages: int, types=None):
     """Compile the Triton function ``fn`` for sm_90a: ``pointers`` name -> pointer type, the
     other non-constant arguments i32 (or as ``types`` says), ``aligned`` the names (besides the
     pointers) known divisible by 16, as Triton's launcher specializes them."""
@@ -93,7 +84,7 @@ def compile_sm90(
     return triton.compile(
         ASTSource(fn, signature, constants, attrs),
         target=GPUTarget("cuda", 90, 32),
-        options={"num_warps": warps, "num_stages": stages, **({"maxnreg": maxnreg} if maxnreg else {})},
+        options={"num_warps": warps, "num_stages": stages},
     )
 
 
@@ -116,8 +107,6 @@ def compile_split(
     k_byte_planes: bool = True,
     v_byte_planes: bool = True,
     product_masks: bool = True,
-    stream: bool = False,
-    maxnreg: int | None = None,
 ):
     """The split kernel as ``bench_decode.py`` launches it on an H100/H200 (page 16, K bits
     ``bits``, V bits ``v_bits`` or the same)."""
@@ -148,14 +137,13 @@ def compile_split(
         K_BYTES=k_byte_planes,
         V_BYTES=v_byte_planes and v_planes and v_bits == 4,
         MASK_PRODUCT=product_masks,
-        STREAM=stream,
     )
     # pointers into the launchers' buffers are 16-byte aligned, and so are strides % 16 == 0;
     # Triton's launcher passes an integer equal to 1 as a constant
     values = launch_strides(bits, paged, head_dim)
     constants.update({name: 1 for name, v in values.items() if v == 1})
     aligned = [name for name, v in values.items() if v % 16 == 0]
-    return compile_sm90(fn, POINTERS, constants, aligned, num_warps, 1, maxnreg=maxnreg)
+    return compile_sm90(fn, POINTERS, constants, aligned, num_warps, 1)
 
 
 def movmatrix_layout_errors(ttgir: str) -> list[str]:
@@ -277,10 +265,6 @@ def main(argv=None) -> None:
         action="store_true",
         help="DecodeConfig(product_masks=False): the row copies' probabilities masked by selects",
     )
-    parser.add_argument(
-        "--balanced", action="store_true", help="DecodeConfig(balanced=True): ranges over the pairs' tiles"
-    )
-    parser.add_argument("--maxnreg", type=int, help="DecodeConfig(maxnreg=...): a register cap")
     parser.add_argument("--group", type=int, default=4, help="query heads per KV head")
     parser.add_argument("--top", type=int, default=12, help="opcodes to list")
     args = parser.parse_args(argv)
@@ -304,8 +288,6 @@ def main(argv=None) -> None:
                         k_byte_planes=not args.no_k_byte_planes,
                         v_byte_planes=not args.no_v_byte_planes,
                         product_masks=not args.no_product_masks,
-                        stream=args.balanced,
-                        maxnreg=args.maxnreg,
                     )
                     ttgir = kernel.asm["ttgir"]
                     st = kernel_stats(kernel, Path(tmp))
@@ -321,8 +303,6 @@ def main(argv=None) -> None:
                         f"{' no-k-byte-planes' if args.no_k_byte_planes else ''}"
                         f"{' no-v-byte-planes' if args.no_v_byte_planes else ''}"
                         f"{' no-product-masks' if args.no_product_masks else ''}"
-                        f"{' balanced' if args.balanced else ''}"
-                        f"{f' maxnreg={args.maxnreg}' if args.maxnreg else ''}"
                         f" G={args.group}: "
                         f"{st['registers']} registers, "
                         f"spill stores/loads {st['spill'][0]}/{st['spill'][1]} B, "

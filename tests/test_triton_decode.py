@@ -17,7 +17,6 @@ from turboquant.triton.decode import (
     MID_WORK_CONFIG,
     ONE_WAVE_CONFIG,
     DecodeConfig,
-    balanced_plan,
     default_config,
     split_plan,
     tq_decode,
@@ -364,88 +363,8 @@ def test_wave_cap_cuts_plans_to_whole_waves():
     assert wave(dataclasses.replace(DEFAULT_CONFIG, k_byte_planes=False), 4, 4, 128, False) is None
     assert wave(dataclasses.replace(DEFAULT_CONFIG, v_byte_planes=False), 4, 4, 128, True) is None
     assert wave(dataclasses.replace(DEFAULT_CONFIG, product_masks=False), 4, 4, 128, True) is None
-    balanced = dataclasses.replace(DEFAULT_CONFIG, balanced=True)
-    assert wave(balanced, 4, 4, 128, True) == wave(balanced, 4, 4, 128, False) == 8  # 206 and 208 registers
-    assert wave(dataclasses.replace(balanced, maxnreg=168), 4, 4, 128, True) == 12
-    assert wave(dataclasses.replace(balanced, maxnreg=200), 4, 4, 128, True) is None
-    assert wave(dataclasses.replace(balanced, k_registers=False), 4, 4, 128, True) is None
     with pytest.raises(TypeError, match="wave_cap: expected a bool"):
         DecodeConfig(wave_cap=1)
-
-
-def test_balanced_plan_shares_tiles_evenly():
-    """``balanced_plan``: every program of the wave takes ``T / programs`` tiles of the pairs'
-    ``T``, counted pair by pair (here 4 SMs, the CPU's count)."""
-    cpu = torch.device("cpu")
-    # B=8 N=32K on 4 SMs at 12 programs per SM: 48 programs over 8 * 1024 tiles
-    assert balanced_plan(8, 32768, DEFAULT_CONFIG, cpu, 12) == (48, 1024, 7)
-    assert balanced_plan(8, 32768, DEFAULT_CONFIG, cpu) == (64, 1024, 9)  # ctas_per_sm without a wave
-    assert balanced_plan(49, 32768, DEFAULT_CONFIG, cpu, 12) is None  # a range could span 3 pairs
-    assert balanced_plan(8, 100, DEFAULT_CONFIG, cpu, 12) is None  # < min_split_tokens per program
-    # the ranges, as the kernels compute them, cover every tile once and each pair's slots suffice
-    for pairs, tiles, programs in ((8, 1024, 48), (6, 7, 12), (5, 13, 5), (3, 2, 6)):
-        total = pairs * tiles
-        bounds = [p * total // programs for p in range(programs + 1)]
-        slots = -(-programs // pairs) + 1
-        for j in range(pairs):
-            first = ((j * tiles + 1) * programs - 1) // total
-            last = ((j + 1) * tiles * programs - 1) // total
-            held = [p for p in range(programs) if bounds[p] < (j + 1) * tiles and bounds[p + 1] > j * tiles]
-            assert held == list(range(first, last + 1)) and len(held) <= slots
-
-
-@pytest.mark.parametrize(
-    "d, block_n, num_warps, ctas, bits",
-    [
-        (64, 16, 4, 16, (4, 4)),  # 64 programs over 8 pairs of 13 tiles: 1-2 tiles each
-        (64, 32, 4, 5, (3, 2)),  # 20 programs over 8 pairs of 7 tiles
-        (128, 32, 1, 3, (4, 4)),  # the timed one-warp plane kernel, 12 programs
-    ],
-)
-def test_balanced_launch_matches_reference(d, block_n, num_warps, ctas, bits, monkeypatch):
-    """A balanced launch (``DecodeConfig.balanced``) gives the reference's outputs, ragged
-    lengths, ranges that end in the next pair; the partial slots a pair does not use are left
-    unwritten (NaN here), so reading one would show."""
-    lens = [0, 37, 130, 200]
-    h_kv, group = 2, 4
-    lay, pool, table, seq_lens, kq, vq = _paged_batch(lens, h_kv, *bits, 16, max_blocks=13, d=d)
-    q = torch.randn(len(lens), h_kv * group, d, device=DEV).to(torch.bfloat16)
-    args = (q, pool, lay, table, seq_lens, kq.rotation, kq.centroids, vq.centroids)
-    cfg = DecodeConfig(
-        block_n=block_n, num_warps=num_warps, ctas_per_sm=ctas, min_split_tokens=1, balanced=True
-    )
-    assert balanced_plan(len(lens) * h_kv, 208, cfg, torch.device(DEV)) is not None
-    empty = torch.empty
-
-    def nan_empty(*shape, **kw):
-        t = empty(*shape, **kw)
-        return t.fill_(float("nan")) if t.is_floating_point() else t
-
-    monkeypatch.setattr(torch, "empty", nan_empty)
-    ref = tq_paged_decode_reference(*args)
-    out = tq_paged_decode(*args, config=cfg)
-    _close(out, ref, torch.bfloat16)
-    split = tq_paged_decode(*args, config=dataclasses.replace(cfg, balanced=False))
-    torch.testing.assert_close(out.float(), split.float(), atol=2e-2, rtol=2e-2)
-    if d == 128:  # the contiguous kernel takes the same plan
-        recs = [
-            decode_module.read_slots(pool, lay, decode_module.sequence_slots(table[i], 200, 16))
-            for i in range(4)
-        ]
-        kp, kn, vp, vn = (torch.stack([r[j] for r in recs]).transpose(1, 2).contiguous() for j in range(4))
-        cont = tq_decode(
-            q[:, :, None],
-            kp,
-            kn,
-            vp,
-            vn,
-            kq.rotation,
-            kq.centroids,
-            vq.centroids,
-            seq_len=seq_lens,
-            config=cfg,
-        )
-        _close(cont[:, :, 0], ref, torch.bfloat16)
 
 
 def _fit_per_sm(n_regs: int, shared: int, warps: int) -> int:
@@ -509,15 +428,6 @@ def test_wave_programs_match_the_compiled_kernel(paged):
     ref = tq_decode_reference(q[:, :, None], *args)[:, :, 0]
     _close(capped, ref, torch.bfloat16)
     _close(run(dataclasses.replace(config, wave_cap=False)), ref, torch.bfloat16)
-    # the balanced kernel's counts, uncapped and capped at 168 registers
-    for maxnreg, want in decode_module.BALANCED_WAVE_PROGRAMS.items():
-        for cache in kernel.device_caches.values():
-            cache[0].clear()
-        out = run(dataclasses.replace(DEFAULT_CONFIG, balanced=True, maxnreg=maxnreg))
-        (k,) = [k for cache in kernel.device_caches.values() for k in cache[0].values()]
-        fit = _fit_per_sm(k.n_regs, k.metadata.shared, k.metadata.num_warps)
-        assert k.n_spills == 0 and fit == want, (maxnreg, k.n_regs, k.n_spills, fit)
-        _close(out, ref, torch.bfloat16)
 
 
 def test_small_work_config_matches_reference():

@@ -138,11 +138,7 @@ class DecodeConfig:
     ``wave_cap``: an automatic split count whose programs (one-warp 32-token K4/V4 tiles at
     ``D = 128``) would end in a partial wave is cut to whole waves of :data:`WAVE_PROGRAMS` per
     SM, where each split keeps at least :data:`WAVE_CAP_MIN_TOKENS` tokens (see
-    :func:`split_plan`); ``balanced``: an automatic plan gives every program of one wave an
-    equal share of all (sequence, KV head) pairs' tiles, a share that may end in the next
-    pair, rather than cutting each pair into equal splits (:func:`balanced_plan`; at B=8 N=32K
-    the split plan runs 1536 programs of up to 43 tiles where 1584 fit, the balanced one 1584
-    of 41-42); ``reduce_rows``/``reduce_warps``: partial rows per merge
+    :func:`split_plan`); ``reduce_rows``/``reduce_warps``: partial rows per merge
     step and warps of the reduce kernel (None: chosen by the launcher from the shape).
     Without a config the kernels take :func:`default_config`.
     """
@@ -167,7 +163,6 @@ class DecodeConfig:
     early_split: bool = False
     early_reduce: bool = False
     wave_cap: bool = True
-    balanced: bool = False
     reduce_rows: int | None = None
     reduce_warps: int | None = None
 
@@ -202,7 +197,6 @@ class DecodeConfig:
             "early_split",
             "early_reduce",
             "wave_cap",
-            "balanced",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"DecodeConfig.{name}: expected a bool, got {getattr(self, name)!r}")
@@ -257,10 +251,6 @@ EARLY_REDUCE_TOKENS = 1 << 18  # ... or, with one-warp tiles, from this much wor
 # that 65536 / 6656 suggests (before k_byte_planes it took 198, also 8). A GPU test checks
 # them against the compiled kernels.
 WAVE_PROGRAMS = {"paged": 12, "contiguous": 8}
-# ... and of the balanced kernel (DecodeConfig.balanced, its body compiled twice), by its
-# register cap: uncapped paged 206 / contiguous 208 registers, 8 programs per SM; with
-# maxnreg=168 168 / 167 and no spills, 12 (Triton 3.6 static report, session 37)
-BALANCED_WAVE_PROGRAMS = {None: 8, 168: 12}
 # DecodeConfig.wave_cap cuts a split count only where each split keeps this many tokens (H100,
 # session 28 run 1: B=32 N=1K was 3% slower with 6 splits of 192 tokens than with the
 # automatic 8; B=32 N=4K 5% faster with 6 of 704, B=16 N=4K 1% with 12 of 352)
@@ -281,7 +271,6 @@ _REGISTER_FIELDS = (
     "k_byte_planes",
     "v_byte_planes",
     "product_masks",
-    "balanced",
 )
 
 
@@ -1190,9 +1179,6 @@ def _split_kernel(
     seq_len_all,
     chunk,
     num_splits,
-    n_kv,
-    stream_tiles,
-    stream_total,
     G: tl.constexpr,
     G_PAD: tl.constexpr,
     D: tl.constexpr,
@@ -1215,7 +1201,6 @@ def _split_kernel(
     K_BYTES: tl.constexpr = False,
     V_BYTES: tl.constexpr = False,
     MASK_PRODUCT: tl.constexpr = False,
-    STREAM: tl.constexpr = False,
 ):
     """Program (split, kv head, sequence): online softmax over tokens
     ``[split*chunk, min((split+1)*chunk, len))`` for the ``G`` query heads of the group.
@@ -1253,341 +1238,303 @@ def _split_kernel(
     head (bytes for packed, elements for norms). ``PAGED``: token ``t`` of sequence ``b`` is
     row ``t % PAGE`` of page ``BT[b, t // PAGE]``; otherwise it is token ``t`` of sequence ``b``.
     """
+    # keep this order (ids, H_KV, the LENS load, then start): with H_KV or start first Triton
+    # 3.6 compiles the loop to 197 registers instead of 168, 8 programs per SM instead of 12
+    split = tl.program_id(0)
+    h = tl.program_id(1)
+    b = tl.program_id(2)
+    H_KV = tl.num_programs(1)
+    if HAS_LENS:
+        seq_len = tl.load(LENS + b)
+    else:
+        seq_len = seq_len_all
+    start = split * chunk
+    end = tl.minimum(start + chunk, seq_len)
+
+    g = tl.arange(0, G_PAD)
+    d = tl.arange(0, D)
+    gmask = g < G
+    head = g % G  # the query head of each row (REPL copies of each)
+    copy = g // G
+    rmask = g < G * REPL
+    q_rows = Q + ((b * H_KV + h) * G + head)[:, None] * D
     W: tl.constexpr = D // 8  # words (3 bits: 3-byte groups) per row, columns of a plane
     VB: tl.constexpr = V_PLANES and V_BYTES  # V planes: the byte planes of the two word halves
     NACC: tl.constexpr = 8 // REPL  # plane accumulators per row
+    m_i = tl.full([G_PAD], float("-inf"), tl.float32)
+    l_i = tl.zeros([G_PAD], tl.float32)
+    if V_PLANES:
+        a0 = tl.zeros([G_PAD, W], tl.float32)
+        a1 = tl.zeros([G_PAD, W], tl.float32)
+        if NACC >= 4:
+            a2 = tl.zeros([G_PAD, W], tl.float32)
+            a3 = tl.zeros([G_PAD, W], tl.float32)
+        if NACC == 8:
+            a4 = tl.zeros([G_PAD, W], tl.float32)
+            a5 = tl.zeros([G_PAD, W], tl.float32)
+            a6 = tl.zeros([G_PAD, W], tl.float32)
+            a7 = tl.zeros([G_PAD, W], tl.float32)
+    else:
+        a0 = tl.zeros([G_PAD, D], tl.float32)
+
+    k_head = K + h * stride_kh
+    kn_head = KN + h * stride_knh
+    v_head = V + h * stride_vh
+    vn_head = VN + h * stride_vnh
+    if not PAGED:  # 64-bit sequence offsets: large caches exceed 2**31 bytes
+        b64 = b.to(tl.int64)
+        k_head += b64 * stride_kp
+        kn_head += b64 * stride_knp
+        v_head += b64 * stride_vp
+        vn_head += b64 * stride_vnp
     K_HALVES: tl.constexpr = K_PLANES and not K_FRAGMENTS  # K words loaded as _tile_planes' halves
     K_MODE: tl.constexpr = _LOAD if _INTERPRET else (_SYM4 if K_SYM else (_PRMT if K_BITS == 4 else _LDG))
     V_MODE: tl.constexpr = _LOAD if _INTERPRET else (_SYM4 if V_SYM else (_PRMT if V_BITS == 4 else _LDG))
-    if STREAM:  # the programs share the tiles of all pairs evenly; a range may end in the next pair
-        prog = tl.program_id(0)
-        n_prog = tl.num_programs(0)
-        lo = prog * stream_total // n_prog  # (the launcher keeps programs * total < 2**31)
-        hi = (prog + 1) * stream_total // n_prog
-        pair0 = lo // stream_tiles
-        n_seg = 1 + (hi > (pair0 + 1) * stream_tiles).to(tl.int32)
-    for seg in tl.static_range(2 if STREAM else 1):  # one copy of the body per range
-        if STREAM:  # the second copy is empty (and writes nothing) in a range within one pair
-            pair = tl.minimum(pair0 + seg, pair0 + n_seg - 1)
-            H_KV = n_kv
-            b = pair // H_KV
-            h = pair % H_KV
-            # slot of this range among the pair's: programs before it that hold tiles of the pair
-            split = prog - _program_of(pair * stream_tiles, n_prog, stream_total)
-        else:  # (this order of the lines below gives 168 registers, others up to 197: Triton 3.6)
-            split = tl.program_id(0)
-            h = tl.program_id(1)
-            b = tl.program_id(2)
-            H_KV = tl.num_programs(1)
-        if HAS_LENS:
-            seq_len = tl.load(LENS + b)
-        else:
-            seq_len = seq_len_all
-        if STREAM:
-            # whole tiles: the loads' alignment is known (without the hints 212 registers)
-            start = tl.multiple_of(
-                (tl.maximum(lo, pair * stream_tiles) - pair * stream_tiles) * BLOCK_N, BLOCK_N
-            )
-            stop = (tl.minimum(hi, (pair + 1) * stream_tiles) - pair * stream_tiles) * BLOCK_N
-            stop = tl.multiple_of(tl.where(n_seg > seg, stop, start), BLOCK_N)
-        else:
-            start = split * chunk
-            stop = start + chunk
-        end = tl.minimum(stop, seq_len)
+    # PREFETCH: software pipeline, block ids two tiles ahead, packed words and norms one tile
+    # ahead, so memory latency overlaps the decompression of the current tile (~55 more
+    # registers); otherwise each tile is loaded where it is used and other warps hide latency
+    bt_row = BT + b * stride_bt
+    if PREFETCH:
+        blk_next = _block_ids(bt_row, start + BLOCK_N, end, PAGED, PAGE, BLOCK_N)
+        kw, kw2, vw, vw2, kn, vn = _load_tile(
+            k_head,
+            kn_head,
+            v_head,
+            vn_head,
+            _block_ids(bt_row, start, end, PAGED, PAGE, BLOCK_N),
+            start,
+            end,
+            stride_kp,
+            stride_kt,
+            stride_knp,
+            stride_knt,
+            stride_vp,
+            stride_vt,
+            stride_vnp,
+            stride_vnt,
+            K_BITS,
+            V_BITS,
+            D,
+            PAGED,
+            PAGE,
+            BLOCK_N,
+            K_HALVES,
+            V_PLANES,
+        )
+    # register tables (c* of K, e* of V): built before the call (decode_tables), and the
+    # kernel before prep has finished when this grid starts (prep waits for it first)
+    c0, c1, c2, c3, c4, c5, c6, c7 = _register_table(TAB, 0, K_MODE == _PRMT or K_MODE == _SYM4)
+    e0, e1, e2, e3, e4, e5, e6, e7 = _register_table(TAB, 8, V_MODE == _PRMT or V_MODE == _SYM4)
+    # what the prep kernel wrote (the rotated query) is read only from here on; with PDL
+    # everything above overlaps its tail; with EARLY the reduce kernel is let in from here
+    # (its programs load the rotation, then wait for this grid)
+    if PDL:
+        gdc_wait()
+        if EARLY:
+            gdc_launch_dependents()
+    q_base = Q + ((b * H_KV + h) * G + head)[None, :] * D  # the columns of q^T
+    if K_FRAGMENTS and K_BYTES:  # q^T byte planes: row c of plane (m, j1) is _byte_coords(m, j1, W)[c]
+        q0 = tl.load(q_base + _byte_coords(0, 0, W)[:, None], mask=rmask[None, :], other=0.0)
+        q1 = tl.load(q_base + _byte_coords(1, 0, W)[:, None], mask=rmask[None, :], other=0.0)
+        q2 = tl.load(q_base + _byte_coords(2, 0, W)[:, None], mask=rmask[None, :], other=0.0)
+        q3 = tl.load(q_base + _byte_coords(3, 0, W)[:, None], mask=rmask[None, :], other=0.0)
+        q4 = tl.load(q_base + _byte_coords(0, 1, W)[:, None], mask=rmask[None, :], other=0.0)
+        q5 = tl.load(q_base + _byte_coords(1, 1, W)[:, None], mask=rmask[None, :], other=0.0)
+        q6 = tl.load(q_base + _byte_coords(2, 1, W)[:, None], mask=rmask[None, :], other=0.0)
+        q7 = tl.load(q_base + _byte_coords(3, 1, W)[:, None], mask=rmask[None, :], other=0.0)
+    elif K_FRAGMENTS:  # q^T planes: row c of plane k is coordinate 8 * _fragment_words(W)[c] + k
+        q_cols = q_base + 8 * _fragment_words(W)[:, None]
+        q0 = tl.load(q_cols + 0, mask=rmask[None, :], other=0.0)
+        q1 = tl.load(q_cols + 1, mask=rmask[None, :], other=0.0)
+        q2 = tl.load(q_cols + 2, mask=rmask[None, :], other=0.0)
+        q3 = tl.load(q_cols + 3, mask=rmask[None, :], other=0.0)
+        q4 = tl.load(q_cols + 4, mask=rmask[None, :], other=0.0)
+        q5 = tl.load(q_cols + 5, mask=rmask[None, :], other=0.0)
+        q6 = tl.load(q_cols + 6, mask=rmask[None, :], other=0.0)
+        q7 = tl.load(q_cols + 7, mask=rmask[None, :], other=0.0)
+    elif K_PLANES:
+        q0 = tl.load(q_rows + _plane_coords(0, W)[None, :], mask=rmask[:, None], other=0.0)
+        q1 = tl.load(q_rows + _plane_coords(1, W)[None, :], mask=rmask[:, None], other=0.0)
+        q2 = tl.load(q_rows + _plane_coords(2, W)[None, :], mask=rmask[:, None], other=0.0)
+        q3 = tl.load(q_rows + _plane_coords(3, W)[None, :], mask=rmask[:, None], other=0.0)
+        q4 = tl.load(q_rows + _plane_coords(4, W)[None, :], mask=rmask[:, None], other=0.0)
+        q5 = tl.load(q_rows + _plane_coords(5, W)[None, :], mask=rmask[:, None], other=0.0)
+        q6 = tl.load(q_rows + _plane_coords(6, W)[None, :], mask=rmask[:, None], other=0.0)
+        q7 = tl.load(q_rows + _plane_coords(7, W)[None, :], mask=rmask[:, None], other=0.0)
+    else:
+        q0 = tl.load(q_rows + d[None, :], mask=rmask[:, None], other=0.0)
 
-        g = tl.arange(0, G_PAD)
-        d = tl.arange(0, D)
-        gmask = g < G
-        head = g % G  # the query head of each row (REPL copies of each)
-        copy = g // G
-        rmask = g < G * REPL
-
-        q_rows = Q + ((b * H_KV + h) * G + head)[:, None] * D
-        m_i = tl.full([G_PAD], float("-inf"), tl.float32)
-        l_i = tl.zeros([G_PAD], tl.float32)
-        if V_PLANES:
-            a0 = tl.zeros([G_PAD, W], tl.float32)
-            a1 = tl.zeros([G_PAD, W], tl.float32)
-            if NACC >= 4:
-                a2 = tl.zeros([G_PAD, W], tl.float32)
-                a3 = tl.zeros([G_PAD, W], tl.float32)
-            if NACC == 8:
-                a4 = tl.zeros([G_PAD, W], tl.float32)
-                a5 = tl.zeros([G_PAD, W], tl.float32)
-                a6 = tl.zeros([G_PAD, W], tl.float32)
-                a7 = tl.zeros([G_PAD, W], tl.float32)
-        else:
-            a0 = tl.zeros([G_PAD, D], tl.float32)
-
-        k_head = K + h * stride_kh
-        kn_head = KN + h * stride_knh
-        v_head = V + h * stride_vh
-        vn_head = VN + h * stride_vnh
-        if not PAGED:  # 64-bit sequence offsets: large caches exceed 2**31 bytes
-            b64 = b.to(tl.int64)
-            k_head += b64 * stride_kp
-            kn_head += b64 * stride_knp
-            v_head += b64 * stride_vp
-            vn_head += b64 * stride_vnp
-        # PREFETCH: software pipeline, block ids two tiles ahead, packed words and norms one tile
-        # ahead, so memory latency overlaps the decompression of the current tile (~55 more
-        # registers); otherwise each tile is loaded where it is used and other warps hide latency
-        bt_row = BT + b * stride_bt
+    for t0 in range(start, end, BLOCK_N):
+        # the tile loaded now: the next one (PREFETCH) or this one
         if PREFETCH:
-            blk_next = _block_ids(bt_row, start + BLOCK_N, end, PAGED, PAGE, BLOCK_N)
-            kw, kw2, vw, vw2, kn, vn = _load_tile(
-                k_head,
-                kn_head,
-                v_head,
-                vn_head,
-                _block_ids(bt_row, start, end, PAGED, PAGE, BLOCK_N),
-                start,
-                end,
-                stride_kp,
-                stride_kt,
-                stride_knp,
-                stride_knt,
-                stride_vp,
-                stride_vt,
-                stride_vnp,
-                stride_vnt,
-                K_BITS,
-                V_BITS,
-                D,
-                PAGED,
-                PAGE,
-                BLOCK_N,
-                K_HALVES,
-                V_PLANES,
+            t_load, blk_load = t0 + BLOCK_N, blk_next
+            blk_after = _block_ids(bt_row, t0 + 2 * BLOCK_N, end, PAGED, PAGE, BLOCK_N)
+        else:
+            t_load, blk_load = t0, _block_ids(bt_row, t0, end, PAGED, PAGE, BLOCK_N)
+        kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l = _load_tile(
+            k_head,
+            kn_head,
+            v_head,
+            vn_head,
+            blk_load,
+            t_load,
+            end,
+            stride_kp,
+            stride_kt,
+            stride_knp,
+            stride_knt,
+            stride_vp,
+            stride_vt,
+            stride_vnp,
+            stride_vnt,
+            K_BITS,
+            V_BITS,
+            D,
+            PAGED,
+            PAGE,
+            BLOCK_N,
+            K_HALVES,
+            V_PLANES,
+        )
+        if not PREFETCH:
+            kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
+        valid = t0 + tl.arange(0, BLOCK_N) < end
+        if K_FRAGMENTS and K_BYTES:
+            # the scores transposed, the K words looked up one at a time into byte planes
+            w_lo, w_hi = _word_halves(kw, BLOCK_N, W)
+            k0, k1, k2, k3 = _byte_half(w_lo, TAB, c0, c1, c2, c3, c4, c5, c6, c7, BLOCK_N, W, K_MODE)
+            st = dot(k0, q0)
+            st = dot(k1, q1, st)
+            st = dot(k2, q2, st)
+            st = dot(k3, q3, st)
+            k4, k5, k6, k7 = _byte_half(w_hi, TAB, c0, c1, c2, c3, c4, c5, c6, c7, BLOCK_N, W, K_MODE)
+            st = dot(k4, q4, st)
+            st = dot(k5, q5, st)
+            st = dot(k6, q6, st)
+            st = dot(k7, q7, st)
+        elif K_FRAGMENTS:
+            # the scores transposed: the K planes are the A operand as loaded and looked up
+            k0, k1, k2, k3, k4, k5, k6, k7 = _fragment_planes(
+                kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, BLOCK_N, W, K_MODE
             )
-        # register tables (c* of K, e* of V): built before the call (decode_tables), and the
-        # kernel before prep has finished when this grid starts (prep waits for it first)
-        c0, c1, c2, c3, c4, c5, c6, c7 = _register_table(TAB, 0, K_MODE == _PRMT or K_MODE == _SYM4)
-        e0, e1, e2, e3, e4, e5, e6, e7 = _register_table(TAB, 8, V_MODE == _PRMT or V_MODE == _SYM4)
-        # what the prep kernel wrote (the rotated query) is read only from here on; with PDL
-        # everything above overlaps its tail; with EARLY the reduce kernel is let in from here
-        # (its programs load the rotation, then wait for this grid)
-        if PDL:
-            gdc_wait()
-            if EARLY:
-                gdc_launch_dependents()
-        q_base = Q + ((b * H_KV + h) * G + head)[None, :] * D  # the columns of q^T
-        if K_FRAGMENTS and K_BYTES:  # q^T byte planes: row c of plane (m, j1) is _byte_coords(m, j1, W)[c]
-            q0 = tl.load(q_base + _byte_coords(0, 0, W)[:, None], mask=rmask[None, :], other=0.0)
-            q1 = tl.load(q_base + _byte_coords(1, 0, W)[:, None], mask=rmask[None, :], other=0.0)
-            q2 = tl.load(q_base + _byte_coords(2, 0, W)[:, None], mask=rmask[None, :], other=0.0)
-            q3 = tl.load(q_base + _byte_coords(3, 0, W)[:, None], mask=rmask[None, :], other=0.0)
-            q4 = tl.load(q_base + _byte_coords(0, 1, W)[:, None], mask=rmask[None, :], other=0.0)
-            q5 = tl.load(q_base + _byte_coords(1, 1, W)[:, None], mask=rmask[None, :], other=0.0)
-            q6 = tl.load(q_base + _byte_coords(2, 1, W)[:, None], mask=rmask[None, :], other=0.0)
-            q7 = tl.load(q_base + _byte_coords(3, 1, W)[:, None], mask=rmask[None, :], other=0.0)
-        elif K_FRAGMENTS:  # q^T planes: row c of plane k is coordinate 8 * _fragment_words(W)[c] + k
-            q_cols = q_base + 8 * _fragment_words(W)[:, None]
-            q0 = tl.load(q_cols + 0, mask=rmask[None, :], other=0.0)
-            q1 = tl.load(q_cols + 1, mask=rmask[None, :], other=0.0)
-            q2 = tl.load(q_cols + 2, mask=rmask[None, :], other=0.0)
-            q3 = tl.load(q_cols + 3, mask=rmask[None, :], other=0.0)
-            q4 = tl.load(q_cols + 4, mask=rmask[None, :], other=0.0)
-            q5 = tl.load(q_cols + 5, mask=rmask[None, :], other=0.0)
-            q6 = tl.load(q_cols + 6, mask=rmask[None, :], other=0.0)
-            q7 = tl.load(q_cols + 7, mask=rmask[None, :], other=0.0)
+            st = dot(k0, q0)
+            st = dot(k2, q2, st)
+            st = dot(k4, q4, st)
+            st = dot(k6, q6, st)
+            st = dot(k1, q1, st)
+            st = dot(k3, q3, st)
+            st = dot(k5, q5, st)
+            st = dot(k7, q7, st)
+        if K_FRAGMENTS:
+            m_new, alpha, l_i, pt = _online_softmax(st, kn, vn, valid, m_i, l_i, 0)
+            pv = _transposed_operand(pt.to(tl.float16), BLOCK_N, G_PAD)
         elif K_PLANES:
-            q0 = tl.load(q_rows + _plane_coords(0, W)[None, :], mask=rmask[:, None], other=0.0)
-            q1 = tl.load(q_rows + _plane_coords(1, W)[None, :], mask=rmask[:, None], other=0.0)
-            q2 = tl.load(q_rows + _plane_coords(2, W)[None, :], mask=rmask[:, None], other=0.0)
-            q3 = tl.load(q_rows + _plane_coords(3, W)[None, :], mask=rmask[:, None], other=0.0)
-            q4 = tl.load(q_rows + _plane_coords(4, W)[None, :], mask=rmask[:, None], other=0.0)
-            q5 = tl.load(q_rows + _plane_coords(5, W)[None, :], mask=rmask[:, None], other=0.0)
-            q6 = tl.load(q_rows + _plane_coords(6, W)[None, :], mask=rmask[:, None], other=0.0)
-            q7 = tl.load(q_rows + _plane_coords(7, W)[None, :], mask=rmask[:, None], other=0.0)
-        else:
-            q0 = tl.load(q_rows + d[None, :], mask=rmask[:, None], other=0.0)
-
-        for t0 in range(start, end, BLOCK_N):
-            # the tile loaded now: the next one (PREFETCH) or this one
-            if PREFETCH:
-                t_load, blk_load = t0 + BLOCK_N, blk_next
-                blk_after = _block_ids(bt_row, t0 + 2 * BLOCK_N, end, PAGED, PAGE, BLOCK_N)
-            else:
-                t_load, blk_load = t0, _block_ids(bt_row, t0, end, PAGED, PAGE, BLOCK_N)
-            kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l = _load_tile(
-                k_head,
-                kn_head,
-                v_head,
-                vn_head,
-                blk_load,
-                t_load,
-                end,
-                stride_kp,
-                stride_kt,
-                stride_knp,
-                stride_knt,
-                stride_vp,
-                stride_vt,
-                stride_vnp,
-                stride_vnt,
-                K_BITS,
-                V_BITS,
-                D,
-                PAGED,
-                PAGE,
-                BLOCK_N,
-                K_HALVES,
-                V_PLANES,
+            k0, k1, k2, k3, k4, k5, k6, k7 = _tile_planes(
+                kw, kw2, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, BLOCK_N, W, K_MODE
             )
-            if not PREFETCH:
-                kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
-            valid = t0 + tl.arange(0, BLOCK_N) < end
-            if K_FRAGMENTS and K_BYTES:
-                # the scores transposed, the K words looked up one at a time into byte planes
-                w_lo, w_hi = _word_halves(kw, BLOCK_N, W)
-                k0, k1, k2, k3 = _byte_half(w_lo, TAB, c0, c1, c2, c3, c4, c5, c6, c7, BLOCK_N, W, K_MODE)
-                st = dot(k0, q0)
-                st = dot(k1, q1, st)
-                st = dot(k2, q2, st)
-                st = dot(k3, q3, st)
-                k4, k5, k6, k7 = _byte_half(w_hi, TAB, c0, c1, c2, c3, c4, c5, c6, c7, BLOCK_N, W, K_MODE)
-                st = dot(k4, q4, st)
-                st = dot(k5, q5, st)
-                st = dot(k6, q6, st)
-                st = dot(k7, q7, st)
-            elif K_FRAGMENTS:
-                # the scores transposed: the K planes are the A operand as loaded and looked up
-                k0, k1, k2, k3, k4, k5, k6, k7 = _fragment_planes(
-                    kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, BLOCK_N, W, K_MODE
-                )
-                st = dot(k0, q0)
-                st = dot(k2, q2, st)
-                st = dot(k4, q4, st)
-                st = dot(k6, q6, st)
-                st = dot(k1, q1, st)
-                st = dot(k3, q3, st)
-                st = dot(k5, q5, st)
-                st = dot(k7, q7, st)
-            if K_FRAGMENTS:
-                m_new, alpha, l_i, pt = _online_softmax(st, kn, vn, valid, m_i, l_i, 0)
-                pv = _transposed_operand(pt.to(tl.float16), BLOCK_N, G_PAD)
-            elif K_PLANES:
-                k0, k1, k2, k3, k4, k5, k6, k7 = _tile_planes(
-                    kw, kw2, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, BLOCK_N, W, K_MODE
-                )
-                s = dot(q0, tl.trans(k0))
-                s = dot(q2, tl.trans(k2), s)
-                s = dot(q4, tl.trans(k4), s)
-                s = dot(q6, tl.trans(k6), s)
-                s = dot(q1, tl.trans(k1), s)
-                s = dot(q3, tl.trans(k3), s)
-                s = dot(q5, tl.trans(k5), s)
-                s = dot(q7, tl.trans(k7), s)
-            else:
-                k = _tile_values(kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, D, BLOCK_N, K_MODE, PAIR)
-                s = dot(q0, tl.trans(k))
-            if not K_FRAGMENTS:  # p is the A operand of P @ V as the score dot left it
-                m_new, alpha, l_i, p = _online_softmax(s, kn, vn, valid, m_i, l_i, 1)
-                pv = p.to(tl.float16)
-            # the accumulators are rescaled only when a query head's maximum grew (in a long
-            # context, rarely after the first tiles)
-            if tl.max(m_new - m_i, 0) > 0:
-                a0 = a0 * alpha[:, None]
-                if V_PLANES:
-                    a1 = a1 * alpha[:, None]
-                    if NACC >= 4:
-                        a2 = a2 * alpha[:, None]
-                        a3 = a3 * alpha[:, None]
-                    if NACC == 8:
-                        a4 = a4 * alpha[:, None]
-                        a5 = a5 * alpha[:, None]
-                        a6 = a6 * alpha[:, None]
-                        a7 = a7 * alpha[:, None]
+            s = dot(q0, tl.trans(k0))
+            s = dot(q2, tl.trans(k2), s)
+            s = dot(q4, tl.trans(k4), s)
+            s = dot(q6, tl.trans(k6), s)
+            s = dot(q1, tl.trans(k1), s)
+            s = dot(q3, tl.trans(k3), s)
+            s = dot(q5, tl.trans(k5), s)
+            s = dot(q7, tl.trans(k7), s)
+        else:
+            k = _tile_values(kw, TAB, c0, c1, c2, c3, c4, c5, c6, c7, K_BITS, D, BLOCK_N, K_MODE, PAIR)
+            s = dot(q0, tl.trans(k))
+        if not K_FRAGMENTS:  # p is the A operand of P @ V as the score dot left it
+            m_new, alpha, l_i, p = _online_softmax(s, kn, vn, valid, m_i, l_i, 1)
+            pv = p.to(tl.float16)
+        # the accumulators are rescaled only when a query head's maximum grew (in a long
+        # context, rarely after the first tiles)
+        if tl.max(m_new - m_i, 0) > 0:
+            a0 = a0 * alpha[:, None]
             if V_PLANES:
-                if VB:  # plane 4h + m: byte plane m of word half h (the same dots as nibble planes)
-                    v0, v1, v2, v3 = _word_byte_planes(
-                        vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, BLOCK_N, W, V_MODE
-                    )
-                    v4, v5, v6, v7 = _word_byte_planes(
-                        vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, BLOCK_N, W, V_MODE
-                    )
-                else:
-                    v0, v1, v2, v3, v4, v5, v6, v7 = _tile_planes(
-                        vw, vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, BLOCK_N, W, V_MODE
-                    )
-                if REPL == 1:
-                    a0 = dot(pv, v0, a0)
-                    a2 = dot(pv, v2, a2)
-                    a4 = dot(pv, v4, a4)
-                    a6 = dot(pv, v6, a6)
-                    a1 = dot(pv, v1, a1)
-                    a3 = dot(pv, v3, a3)
-                    a5 = dot(pv, v5, a5)
-                    a7 = dot(pv, v7, a7)
-                elif REPL == 2:  # copy 0: planes 0-3, copy 1: planes 4-7
-                    p0 = _copy_rows(pv, copy, 0, MASK_PRODUCT)
-                    p1 = _copy_rows(pv, copy, 1, MASK_PRODUCT)
-                    a0 = dot(p0, v0, a0)
-                    a2 = dot(p0, v2, a2)
-                    a1 = dot(p0, v1, a1)
-                    a3 = dot(p0, v3, a3)
-                    a0 = dot(p1, v4, a0)
-                    a2 = dot(p1, v6, a2)
-                    a1 = dot(p1, v5, a1)
-                    a3 = dot(p1, v7, a3)
-                else:  # REPL 4: copy c takes planes 2c, 2c + 1
-                    p0 = _copy_rows(pv, copy, 0, MASK_PRODUCT)
-                    p1 = _copy_rows(pv, copy, 1, MASK_PRODUCT)
-                    p2 = _copy_rows(pv, copy, 2, MASK_PRODUCT)
-                    p3 = _copy_rows(pv, copy, 3, MASK_PRODUCT)
-                    a0 = dot(p0, v0, a0)
-                    a1 = dot(p0, v1, a1)
-                    a0 = dot(p1, v2, a0)
-                    a1 = dot(p1, v3, a1)
-                    a0 = dot(p2, v4, a0)
-                    a1 = dot(p2, v5, a1)
-                    a0 = dot(p3, v6, a0)
-                    a1 = dot(p3, v7, a1)
-            else:
-                v = _tile_values(
-                    vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, D, BLOCK_N, V_MODE, PAIR
+                a1 = a1 * alpha[:, None]
+                if NACC >= 4:
+                    a2 = a2 * alpha[:, None]
+                    a3 = a3 * alpha[:, None]
+                if NACC == 8:
+                    a4 = a4 * alpha[:, None]
+                    a5 = a5 * alpha[:, None]
+                    a6 = a6 * alpha[:, None]
+                    a7 = a7 * alpha[:, None]
+        if V_PLANES:
+            if VB:  # plane 4h + m: byte plane m of word half h (the same dots as nibble planes)
+                v0, v1, v2, v3 = _word_byte_planes(
+                    vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, BLOCK_N, W, V_MODE
                 )
-                a0 = dot(pv, v, a0)
-            m_i = m_new
-            if PREFETCH:
-                kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
-                blk_next = blk_after
-
-        if PDL:  # the reduce kernel may start (it waits for this grid before reading ACC/ML)
-            if not EARLY:
-                gdc_launch_dependents()
-        part = ((b * H_KV + h) * num_splits + split) * G + head
-        if STREAM:  # the second copy writes only where the range reaches the next pair
-            live = g * 0 + n_seg > seg
-            wmask = gmask & live
+                v4, v5, v6, v7 = _word_byte_planes(
+                    vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, BLOCK_N, W, V_MODE
+                )
+            else:
+                v0, v1, v2, v3, v4, v5, v6, v7 = _tile_planes(
+                    vw, vw2, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, BLOCK_N, W, V_MODE
+                )
+            if REPL == 1:
+                a0 = dot(pv, v0, a0)
+                a2 = dot(pv, v2, a2)
+                a4 = dot(pv, v4, a4)
+                a6 = dot(pv, v6, a6)
+                a1 = dot(pv, v1, a1)
+                a3 = dot(pv, v3, a3)
+                a5 = dot(pv, v5, a5)
+                a7 = dot(pv, v7, a7)
+            elif REPL == 2:  # copy 0: planes 0-3, copy 1: planes 4-7
+                p0 = _copy_rows(pv, copy, 0, MASK_PRODUCT)
+                p1 = _copy_rows(pv, copy, 1, MASK_PRODUCT)
+                a0 = dot(p0, v0, a0)
+                a2 = dot(p0, v2, a2)
+                a1 = dot(p0, v1, a1)
+                a3 = dot(p0, v3, a3)
+                a0 = dot(p1, v4, a0)
+                a2 = dot(p1, v6, a2)
+                a1 = dot(p1, v5, a1)
+                a3 = dot(p1, v7, a3)
+            else:  # REPL 4: copy c takes planes 2c, 2c + 1
+                p0 = _copy_rows(pv, copy, 0, MASK_PRODUCT)
+                p1 = _copy_rows(pv, copy, 1, MASK_PRODUCT)
+                p2 = _copy_rows(pv, copy, 2, MASK_PRODUCT)
+                p3 = _copy_rows(pv, copy, 3, MASK_PRODUCT)
+                a0 = dot(p0, v0, a0)
+                a1 = dot(p0, v1, a1)
+                a0 = dot(p1, v2, a0)
+                a1 = dot(p1, v3, a1)
+                a0 = dot(p2, v4, a0)
+                a1 = dot(p2, v5, a1)
+                a0 = dot(p3, v6, a0)
+                a1 = dot(p3, v7, a1)
         else:
-            wmask = gmask
-        tl.store(ML + 2 * part, m_i, mask=wmask)
-        tl.store(ML + 2 * part + 1, l_i, mask=wmask)
-        rows = ACC + part[:, None] * D
-        if V_PLANES:  # accumulator j of copy c (rows r < G * REPL): plane c * NACC + j
-            first = (copy * NACC)[:, None]
-            keep = (rmask & live)[:, None] if STREAM else rmask[:, None]
-            tl.store(rows + _v_plane_coords(first, W, VB), a0, mask=keep)
-            tl.store(rows + _v_plane_coords(first + 1, W, VB), a1, mask=keep)
-            if NACC >= 4:
-                tl.store(rows + _v_plane_coords(first + 2, W, VB), a2, mask=keep)
-                tl.store(rows + _v_plane_coords(first + 3, W, VB), a3, mask=keep)
-            if NACC == 8:
-                tl.store(rows + _v_plane_coords(first + 4, W, VB), a4, mask=keep)
-                tl.store(rows + _v_plane_coords(first + 5, W, VB), a5, mask=keep)
-                tl.store(rows + _v_plane_coords(first + 6, W, VB), a6, mask=keep)
-                tl.store(rows + _v_plane_coords(first + 7, W, VB), a7, mask=keep)
-        else:
-            tl.store(rows + d[None, :], a0, mask=wmask[:, None])
+            v = _tile_values(vw, TAB + 128, e0, e1, e2, e3, e4, e5, e6, e7, V_BITS, D, BLOCK_N, V_MODE, PAIR)
+            a0 = dot(pv, v, a0)
+        m_i = m_new
+        if PREFETCH:
+            kw, kw2, vw, vw2, kn, vn = kw_l, kw2_l, vw_l, vw2_l, kn_l, vn_l
+            blk_next = blk_after
 
-
-@triton.jit
-def _program_of(tile, programs, total):
-    """The balanced launch's program whose range ``[p T / P, (p + 1) T / P)`` holds ``tile``
-    (``T = total`` tiles, ``P = programs``; see :func:`balanced_plan`)."""
-    return ((tile + 1) * programs - 1) // total
+    if PDL:  # the reduce kernel may start (it waits for this grid before reading ACC/ML)
+        if not EARLY:
+            gdc_launch_dependents()
+    part = ((b * H_KV + h) * num_splits + split) * G + head
+    tl.store(ML + 2 * part, m_i, mask=gmask)
+    tl.store(ML + 2 * part + 1, l_i, mask=gmask)
+    rows = ACC + part[:, None] * D
+    if V_PLANES:  # accumulator j of copy c (rows r < G * REPL): plane c * NACC + j
+        first = (copy * NACC)[:, None]
+        keep = rmask[:, None]
+        tl.store(rows + _v_plane_coords(first, W, VB), a0, mask=keep)
+        tl.store(rows + _v_plane_coords(first + 1, W, VB), a1, mask=keep)
+        if NACC >= 4:
+            tl.store(rows + _v_plane_coords(first + 2, W, VB), a2, mask=keep)
+            tl.store(rows + _v_plane_coords(first + 3, W, VB), a3, mask=keep)
+        if NACC == 8:
+            tl.store(rows + _v_plane_coords(first + 4, W, VB), a4, mask=keep)
+            tl.store(rows + _v_plane_coords(first + 5, W, VB), a5, mask=keep)
+            tl.store(rows + _v_plane_coords(first + 6, W, VB), a6, mask=keep)
+            tl.store(rows + _v_plane_coords(first + 7, W, VB), a7, mask=keep)
+    else:
+        tl.store(rows + d[None, :], a0, mask=gmask[:, None])
 
 
 @triton.jit
@@ -1599,15 +1546,11 @@ def _reduce_kernel(
     stride_ob,
     stride_oh,
     num_splits,
-    stream_tiles,
-    stream_total,
-    stream_programs,
     G: tl.constexpr,
     G_PAD: tl.constexpr,
     D: tl.constexpr,
     ROWS: tl.constexpr,
     PDL: tl.constexpr = False,
-    STREAM: tl.constexpr = False,
 ):
     """Program (kv head, sequence): log-sum-exp merge of the splits, then ``out = acc/l @ Pi``.
     Empty splits carry ``max = -inf, sum = 0``; an empty sequence gives zeros.
@@ -1618,10 +1561,7 @@ def _reduce_kernel(
     weighted rows as two bf16 pieces), so a long split list costs a few wide steps, not one
     dependent step per split. The rotation back takes ``Pi`` as two bf16 pieces (``ROTP``,
     as in :func:`_prep_kernel`). ``PDL``: the rotation (D <= 128) is loaded while the split
-    kernel finishes, then the program waits for it. ``STREAM``: the partials come from the
-    split kernel's ``STREAM`` programs (``stream_programs`` of them over ``stream_tiles`` tiles
-    per pair, ``stream_total`` in all); the pair's first ones hold rows, the rest of its
-    ``num_splits`` slots were not written."""
+    kernel finishes, then the program waits for it."""
     h = tl.program_id(0)
     b = tl.program_id(1)
     H_KV = tl.num_programs(0)
@@ -1635,13 +1575,7 @@ def _reduce_kernel(
         gdc_wait()
     r = tl.arange(0, ROWS)
     base = (b * H_KV + h) * num_splits * G
-    if STREAM:  # the split kernel's programs whose ranges hold tiles of this pair (its STREAM)
-        pair = (b * H_KV + h).to(tl.int64)
-        first = _program_of(pair * stream_tiles, stream_programs, stream_total)
-        last = _program_of((pair + 1) * stream_tiles - 1, stream_programs, stream_total)
-        n_rows = ((last - first + 1) * G).to(tl.int32)
-    else:
-        n_rows = num_splits * G
+    n_rows = num_splits * G
     m = tl.full([G_PAD], float("-inf"), tl.float32)
     total = tl.zeros([G_PAD], tl.float32)
     acc = tl.zeros([G_PAD, D], tl.float32)
@@ -1757,31 +1691,6 @@ def split_plan(
     return -(-max(max_len, 1) // chunk), chunk
 
 
-def balanced_plan(
-    pairs: int, max_len: int, config: DecodeConfig, device: torch.device, wave_programs: int | None = None
-) -> tuple[int, int, int] | None:
-    """``(programs, tiles, slots)`` of a balanced launch (``DecodeConfig.balanced``): each of
-    the ``pairs`` (sequence, KV head) has ``tiles`` tiles of ``block_n`` tokens up to
-    ``max_len``, numbered pair by pair; program ``p`` of ``programs`` (``wave_programs``, or
-    else ``ctas_per_sm``, per SM) takes tiles ``[p T / programs, (p + 1) T / programs)`` of the
-    ``T = pairs * tiles``, in one pair or two, and writes a partial result per pair into one of
-    that pair's ``slots``. The launcher takes ``wave_programs`` from
-    :data:`BALANCED_WAVE_PROGRAMS` where :func:`wave_programs` knows the kernel (12 per SM
-    with ``maxnreg=168``, 8 without). None where it does not apply: fewer programs than pairs
-    (a range could span three pairs), on average fewer than ``min_split_tokens`` tokens per
-    program, or ``programs * T`` past the kernels' 32-bit range arithmetic."""
-    tiles = max(1, -(-max_len // config.block_n))
-    programs = (wave_programs or config.ctas_per_sm) * _num_sms(device)
-    total = pairs * tiles
-    if (
-        programs < pairs
-        or total * config.block_n < programs * config.min_split_tokens
-        or programs * total >= 2**31
-    ):
-        return None
-    return programs, tiles, -(-programs // pairs) + 1
-
-
 def wave_programs(
     config: DecodeConfig, k_bits: int, v_bits: int, d: int, paged: bool, group: int = 4
 ) -> int | None:
@@ -1790,11 +1699,8 @@ def wave_programs(
     row copies, and so the registers, depend on the group), with the default switches."""
     if (k_bits, v_bits, d, group) != (4, 4, 128, 4):
         return None
-    free = ("balanced", "maxnreg") if config.balanced else ()  # the balanced kernel: by its cap
-    if any(getattr(config, f) != getattr(DEFAULT_CONFIG, f) for f in _REGISTER_FIELDS if f not in free):
+    if any(getattr(config, f) != getattr(DEFAULT_CONFIG, f) for f in _REGISTER_FIELDS):
         return None
-    if config.balanced:
-        return BALANCED_WAVE_PROGRAMS.get(config.maxnreg)
     return WAVE_PROGRAMS["paged" if paged else "contiguous"]
 
 
@@ -1903,19 +1809,7 @@ def _launch(
     # only an automatic plan is cut to whole waves
     auto = num_splits is None and dev.type == "cuda"
     wave = wave_programs(config, k_bits, v_bits, d, paged, g) if auto else None
-    stream = (
-        balanced_plan(b * h_kv, max_len, config, dev, wave)
-        if config.balanced and num_splits is None
-        else None
-    )
-    if stream:
-        programs, stream_tiles, splits = stream
-        stream_total = b * h_kv * stream_tiles
-        chunk = -(-stream_total // programs) * config.block_n  # a program's tokens (planes_min_chunk)
-        grid = (programs, 1, 1)
-    else:
-        splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits, wave)
-        programs, stream_tiles, stream_total, grid = 1, 1, 1, (splits, h_kv, b)
+    splits, chunk = split_plan(b * h_kv, max_len, config, dev, num_splits, wave)
     planes = config.planes and chunk >= config.planes_min_chunk
     v_planes = planes and _plane_dots(v_bits, d, config.num_warps)
     pdl = config.pdl and _has_pdl(dev)
@@ -1945,7 +1839,7 @@ def _launch(
         num_warps=8 if d >= 128 else 4,
         **launch,
     )
-    _split_kernel[grid](
+    _split_kernel[(splits, h_kv, b)](
         q16,
         *tensors,
         tab,
@@ -1958,9 +1852,6 @@ def _launch(
         seq_len_all,
         chunk,
         splits,
-        h_kv,
-        stream_tiles,
-        stream_total,
         G=g,
         G_PAD=g_pad,
         D=d,
@@ -1983,7 +1874,6 @@ def _launch(
         V_BYTES=config.v_byte_planes and v_planes and v_bits == 4,
         MASK_PRODUCT=config.product_masks,
         EARLY=config.early_reduce,
-        STREAM=bool(stream),
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         **launch,
@@ -2006,15 +1896,11 @@ def _launch(
         out.stride(0),
         out.stride(1),
         splits,
-        stream_tiles,
-        stream_total,
-        programs,
         G=g,
         G_PAD=g_pad,
         D=d,
         ROWS=rows,
         PDL=pdl,
-        STREAM=bool(stream),
         num_warps=reduce_warps,
         **launch,
     )

@@ -8,10 +8,18 @@ conversions and the SASS histograms of the key loops (as ``decode_static_report.
 fully visible tiles' loop (most of a long prefill) and the boundary tiles' (masks).
 
     .venv/bin/python scripts/prefill_static_report.py
+    .venv/bin/python scripts/prefill_static_report.py --configs 64/128/4/2 128/128/8/2
+
+``--configs BLOCK_M/BLOCK_N/warps/stages ...``: only the default lookup (register lookup, fp16
+pairs, pure asm) at those launch configurations, with the full-tile loop's warp-instructions
+per (query row, key) (loop instructions x warps / (BLOCK_M x BLOCK_N): the work a config
+spends per unit of attention) and the programs and warps one SM holds by registers and
+shared memory.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -50,8 +58,30 @@ def compile_prefill(
     return report.compile_sm90(fn, pointers, constants, ALIGNED, warps, stages, types={"sm_scale": "fp32"})
 
 
+def per_config(configs: list[str]) -> None:
+    """One line per ``BLOCK_M/BLOCK_N/warps/stages`` of the default lookup (see the module)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for text in configs:
+            block_m, block_n, warps, stages = (int(x) for x in text.split("/"))
+            kernel = compile_prefill(True, block_m, block_n, warps, stages, 1)
+            st = report.kernel_stats(kernel, Path(tmp))
+            regs, full = int(st["registers"]), st["loops"][0][0]
+            programs = min(65536 // (regs * 32 * warps), 232448 // max(st["shared"], 1), 64 // warps)
+            print(
+                f"{text}: {regs} registers, spill {st['spill'][0]} B, shared {st['shared']} B, "
+                f"full-tile loop {full} instructions, {full * warps / (block_m * block_n):.3f} "
+                f"warp-instructions per (row, key), {programs} programs ({programs * warps} warps) per SM"
+            )
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", help="BLOCK_M/BLOCK_N/warps/stages, default lookup only")
+    args = parser.parse_args()
     print(f"triton {triton.__version__}, sm_90a, K4/V4 bf16 d=128 causal")
+    if args.configs:
+        per_config(args.configs)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         for block_m, block_n, warps, stages in ((128, 64, 8, 3), (64, 64, 4, 3), (64, 128, 4, 2)):
             for register_lookup, pair in ((False, 0), (True, 0), (True, 1), (True, 2)):

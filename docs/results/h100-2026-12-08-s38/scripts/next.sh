@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Session 38 (~9 minutes; NO_TESTS=1 stops before the tests): the causal prefill's launch order
-# in interleaved rounds (dense, K4/V4, K4 at 8K and 16K), launch configs the autotune list
-# lacks (prefill_configs.py), then the whole GPU test list
+# Session 38 (~6 minutes; NO_TESTS=1 stops before the tests): the causal prefill's launch order
+# in interleaved rounds (dense, K4/V4, K4 at 8K and 16K), then the whole GPU test list
 # (scripts/gpu_check.sh tests).
 #   PYTHONPATH=. bash docs/results/h100-2026-12-08-s38/scripts/next.sh
 set -uo pipefail
@@ -14,10 +13,5 @@ timeout ${AB_LIMIT:-220} python3 docs/results/h100-2026-12-08-s38/scripts/heads_
 echo "heads_first_ab rc=$?"
 cut -c1-330 "$OUT/heads_first_ab.jsonl"
 tail -n 3 "$OUT/heads_first_ab.err"
-timeout ${CONFIG_LIMIT:-300} python3 docs/results/h100-2026-12-08-s38/scripts/prefill_configs.py \
-  >"$OUT/prefill_configs.jsonl" 2>"$OUT/prefill_configs.err"
-echo "prefill_configs rc=$?"
-cut -c1-300 "$OUT/prefill_configs.jsonl"
-tail -n 3 "$OUT/prefill_configs.err"
 [ -n "${NO_TESTS:-}" ] && exit 0
 bash scripts/gpu_check.sh tests  # the whole GPU test list, log in $OUT/tests.log

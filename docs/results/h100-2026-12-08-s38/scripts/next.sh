@@ -2,9 +2,10 @@
 # Session 38 (~6 minutes; NO_TESTS=1 stops before the tests): the causal prefill's launch order
 # in interleaved rounds (dense, K4/V4, K4 at 8K and 16K), then the whole GPU test list
 # (scripts/gpu_check.sh tests).
-#   PYTHONPATH=. bash docs/results/h100-2026-12-08-s38/scripts/next.sh
+# PyAV and molmo-utils (the video tests) travel as wheels in .whl/ (docs/results README):
+#   pip install --no-index --no-deps --target /tmp/site .whl/*.whl; PYTHONPATH=/tmp/site bash docs/results/h100-2026-12-08-s38/scripts/next.sh
 set -uo pipefail
-export PYTHONPATH=. PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 unset TRITON_INTERPRET
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python3 -c "import torch, triton, transformers; print('torch', torch.__version__, 'triton', triton.__version__, 'transformers', transformers.__version__)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 38 (~6 minutes; NO_TESTS=1 stops before the tests): the causal prefill's launch order
+# Session 38 (~8 minutes on a fresh machine, most of it compiling; NO_TESTS=1 stops before the tests): the causal prefill's launch order
 # in interleaved rounds (dense, K4/V4, K4 at 8K and 16K), then the whole GPU test list
 # (scripts/gpu_check.sh tests).
 # PyAV and molmo-utils (the video tests) travel as wheels in .whl/ (docs/results README):

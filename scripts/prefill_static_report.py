@@ -31,6 +31,7 @@ import decode_static_report as report  # noqa: E402
 import triton  # noqa: E402
 
 from turboquant.triton import flash_attention as fa  # noqa: E402
+from turboquant.triton.decode import programs_per_sm  # noqa: E402
 
 POINTERS = {
     "q_ptr": "*bf16",
@@ -66,7 +67,7 @@ def per_config(configs: list[str]) -> None:
             kernel = compile_prefill(True, block_m, block_n, warps, stages, 1)
             st = report.kernel_stats(kernel, Path(tmp))
             regs, full = int(st["registers"]), st["loops"][0][0]
-            programs = min(65536 // (regs * 32 * warps), 232448 // max(st["shared"], 1), 64 // warps)
+            programs = programs_per_sm(regs, st["shared"], warps)
             print(
                 f"{text}: {regs} registers, spill {st['spill'][0]} B, shared {st['shared']} B, "
                 f"full-tile loop {full} instructions, {full * warps / (block_m * block_n):.3f} "

@@ -367,15 +367,6 @@ def test_wave_cap_cuts_plans_to_whole_waves():
         DecodeConfig(wave_cap=1)
 
 
-def _fit_per_sm(n_regs: int, shared: int, warps: int) -> int:
-    """Programs an H100/H200 SM holds: its 65536 registers go to warps in units of 256 and in
-    groups of 4 warps (16384 registers per scheduler); 228 KB of shared memory with 1 KB
-    reserved per program; at most 32 programs."""
-    regs_per_warp = -(-n_regs * 32 // 256) * 256
-    warps_by_regs = 4 * (16384 // regs_per_warp)
-    return min(warps_by_regs // warps, 233472 // (shared + 1024), 32)
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="compiled kernels' registers need a GPU")
 @pytest.mark.parametrize("paged", [True, False])
 def test_wave_programs_match_the_compiled_kernel(paged):
@@ -419,7 +410,7 @@ def test_wave_programs_match_the_compiled_kernel(paged):
     compiled = [k for cache in kernel.device_caches.values() for k in cache[0].values()]
     assert len(compiled) == 1
     k = compiled[0]
-    fit = _fit_per_sm(k.n_regs, k.metadata.shared, k.metadata.num_warps)
+    fit = decode_module.programs_per_sm(k.n_regs, k.metadata.shared, k.metadata.num_warps)
     assert fit == decode_module.WAVE_PROGRAMS["paged" if paged else "contiguous"], (k.n_regs, fit)
     slots, pairs = fit * decode_module._num_sms(q.device), b * h_kv
     auto = split_plan(pairs, n, config, q.device)[0]

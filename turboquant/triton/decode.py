@@ -251,6 +251,18 @@ EARLY_REDUCE_TOKENS = 1 << 18  # ... or, with one-warp tiles, from this much wor
 # that 65536 / 6656 suggests (before k_byte_planes it took 198, also 8). A GPU test checks
 # them against the compiled kernels.
 WAVE_PROGRAMS = {"paged": 12, "contiguous": 8}
+
+
+def programs_per_sm(n_regs: int, shared: int, warps: int) -> int:
+    """Programs of ``warps`` warps one H100/H200 SM holds with ``n_regs`` registers per thread
+    and ``shared`` bytes of shared memory per program: its 65536 registers go to warps in units
+    of 256 and in groups of 4 warps (16384 registers per scheduler); 228 KB of shared memory
+    with 1 KB reserved per program; at most 32 programs (the model behind WAVE_PROGRAMS)."""
+    regs_per_warp = -(-n_regs * 32 // 256) * 256
+    warps_by_regs = 4 * (16384 // regs_per_warp)
+    return min(warps_by_regs // warps, 233472 // (shared + 1024), 32)
+
+
 # DecodeConfig.wave_cap cuts a split count only where each split keeps this many tokens (H100,
 # session 28 run 1: B=32 N=1K was 3% slower with 6 splits of 192 tokens than with the
 # automatic 8; B=32 N=4K 5% faster with 6 of 704, B=16 N=4K 1% with 12 of 352)
